@@ -1,0 +1,91 @@
+"""Logs image | ground truth | prediction grids of fixed validation samples every epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image
+
+from src.data.palettes import colourise, voc_palette
+from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalise
+
+SEPARATOR = 2  # pixels of white between panels
+
+
+def mask_grid(
+    images: torch.Tensor,
+    masks: torch.Tensor,
+    predictions: torch.Tensor,
+    palette: np.ndarray,
+    ignore_index: int = 255,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+) -> np.ndarray:
+    """One row per sample: image | ground truth | prediction, as an H x W x 3 uint8 picture."""
+    rows = []
+    for image, mask, prediction in zip(images, masks, predictions):
+        if image.shape[0] == 1:  # grey input: shown as grey RGB
+            pixels = denormalise(image, mean[:1], std[:1]).repeat(3, axis=2)
+        else:
+            pixels = denormalise(image[:3], mean, std)
+        panels = [
+            pixels,
+            colourise(mask.cpu().numpy(), palette, ignore_index),
+            colourise(prediction.cpu().numpy(), palette, ignore_index),
+        ]
+        gap = np.full((pixels.shape[0], SEPARATOR, 3), 255, dtype=np.uint8)
+        rows.append(np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1))
+        rows.append(np.full((SEPARATOR, rows[-1].shape[1], 3), 255, dtype=np.uint8))
+    return np.concatenate(rows[:-1], axis=0)
+
+
+class MaskImageLogger(Callback):
+    """Writes the grid to TensorBoard (tag ``val/masks``) and to ``save_dir/val_masks.png``.
+
+    The samples are the same every epoch (evenly spaced over the validation set), so the
+    pictures show the model improving on the same images.
+    """
+
+    def __init__(self, num_samples: int = 8, save_dir: str | None = None):
+        self.num_samples = num_samples
+        self.save_dir = Path(save_dir) if save_dir else None
+        self._samples: dict | None = None
+
+    def _fixed_samples(self, trainer: Trainer) -> dict:
+        if self._samples is None:
+            dataset = trainer.val_dataloaders.dataset
+            count = min(self.num_samples, len(dataset))
+            items = [dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, count)]
+            self._samples = {
+                "image": torch.stack([item["image"] for item in items]),
+                "mask": torch.stack([item["mask"] for item in items]),
+            }
+        return self._samples
+
+    @rank_zero_only
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or self.num_samples <= 0:
+            return
+        samples = self._fixed_samples(trainer)
+        predictions = pl_module.predict_masks(samples["image"].to(pl_module.device))
+        datamodule = trainer.datamodule
+        grid = mask_grid(
+            samples["image"],
+            samples["mask"],
+            predictions,
+            palette=getattr(datamodule, "palette", voc_palette()),
+            ignore_index=getattr(datamodule, "ignore_index", 255),
+            mean=getattr(datamodule, "mean", IMAGENET_MEAN),
+            std=getattr(datamodule, "std", IMAGENET_STD),
+        )
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("val/masks", grid, global_step=trainer.global_step, dataformats="HWC")
+        if self.save_dir is not None:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(grid).save(self.save_dir / "val_masks.png")

@@ -1,0 +1,180 @@
+"""What every segmentation datamodule shares: array-backed items, augmented copies, loaders.
+
+A datamodule subclass only says how to get each split as uint8 arrays already at training
+size (``load_split``); decoding and resizing happen once there, and every epoch reads the
+arrays and augments them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from src.data.palettes import voc_palette
+from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augmentation, to_tensor
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class SplitArrays:
+    """One split: images N x H x W x C uint8, masks N x H x W uint8, one name per item."""
+
+    images: np.ndarray
+    masks: np.ndarray
+    names: list[str]
+
+    def __post_init__(self):
+        if not (len(self.images) == len(self.masks) == len(self.names)):
+            raise ValueError(
+                f"split has {len(self.images)} images, {len(self.masks)} masks and {len(self.names)} names"
+            )
+
+
+def check_mask_values(split: SplitArrays, num_classes: int, ignore_index: int, where: str) -> None:
+    """Fail, naming the item, when a mask holds a value that is neither a class id nor ignore_index."""
+    valid = np.zeros(256, dtype=bool)
+    valid[:num_classes] = True
+    valid[ignore_index] = True
+    for mask, name in zip(split.masks, split.names):
+        values = np.unique(mask)
+        bad = values[~valid[values]]
+        if bad.size:
+            raise ValueError(
+                f"{where}: mask of {name!r} holds values {bad.tolist()}, but data.num_classes={num_classes} "
+                f"allows 0..{num_classes - 1} and {ignore_index} (ignore). Check the dataset's mask coding."
+            )
+
+
+class ArraySegmentationDataset(Dataset):
+    """Items of the DESIGN contract from uint8 arrays, optionally with augmented copies.
+
+    With an augmentation and n_aug > 0 the dataset is the original followed by n_aug
+    augmented copies ((1 + n_aug) x N items); with n_aug = 0 every item is augmented on the fly.
+    """
+
+    def __init__(
+        self,
+        split: SplitArrays,
+        aug: Augmentation | None = None,
+        n_aug: int = 0,
+        seed: int = 0,
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
+    ):
+        self.split = split
+        self.aug = aug
+        self.n_aug = n_aug if aug is not None else 0
+        self.mean, self.std = tuple(mean), tuple(std)
+        self._aug_seed: int | None = None
+        if aug is not None:
+            self._reseed(seed)
+
+    def __len__(self) -> int:
+        return len(self.split.names) * (1 + self.n_aug)
+
+    def _reseed(self, seed: int) -> None:
+        self.aug.reseed(seed)
+        self._aug_seed = seed
+
+    def __getitem__(self, index: int) -> dict:
+        n = len(self.split.names)
+        base, copy = index % n, index // n
+        image, mask = self.split.images[base], self.split.masks[base]
+        if self.aug is not None and (copy > 0 or self.n_aug == 0):
+            worker = get_worker_info()
+            # Each worker holds a copy of the augmentation's random state: give each its own seed
+            # (Lightning's seed_everything makes worker seeds differ per worker and per epoch).
+            if worker is not None and self._aug_seed != worker.seed % 2**32:
+                self._reseed(worker.seed % 2**32)
+            image, mask = self.aug(image, mask, copy)
+        return {
+            "image": to_tensor(image, self.mean, self.std),
+            "mask": torch.from_numpy(np.asarray(mask, dtype=np.int64)),
+            "name": self.split.names[base],
+        }
+
+
+class SegmentationDataModule(LightningDataModule):
+    """Shared datamodule: validation of arguments and masks, datasets, loaders, palette."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        class_names: Sequence[str],
+        in_channels: int = 3,
+        ignore_index: int = 255,
+        image_size: int = 256,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        aug: Augmentation | None = None,
+        n_aug: int = 0,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if num_classes < 2:
+            raise ValueError(f"data.num_classes must count every class, background included (>= 2), got {num_classes}")
+        if len(class_names) != num_classes:
+            raise ValueError(f"data.class_names has {len(class_names)} names for data.num_classes={num_classes}")
+        if n_aug < 0:
+            raise ValueError(f"data.n_aug must be >= 0, got {n_aug}")
+        if aug is not None and aug.max_copies is not None and n_aug > aug.max_copies:
+            raise ValueError(
+                f"data.n_aug={n_aug} but aug={type(aug).__name__} makes at most {aug.max_copies} distinct copies"
+            )
+        self.num_classes = num_classes
+        self.class_names = list(class_names)
+        self.in_channels = in_channels
+        self.ignore_index = ignore_index
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.aug = aug
+        self.n_aug = n_aug
+        self.seed = seed
+        self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
+        self.palette = voc_palette(max(num_classes, 2))
+        self.datasets: dict[str, ArraySegmentationDataset] = {}
+
+    def load_split(self, split: str) -> SplitArrays:
+        """Return one split ("train", "val" or "test") as arrays at training size."""
+        raise NotImplementedError
+
+    def _dataset(self, split: str) -> ArraySegmentationDataset:
+        if split not in self.datasets:
+            arrays = self.load_split(split)
+            check_mask_values(arrays, self.num_classes, self.ignore_index, f"{type(self).__name__} {split} split")
+            aug = self.aug if split == "train" else None
+            self.datasets[split] = ArraySegmentationDataset(
+                arrays, aug, self.n_aug, seed=self.seed, mean=self.mean, std=self.std
+            )
+        return self.datasets[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        splits = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",)}.get(stage, SPLITS)
+        for split in splits:
+            self._dataset(split)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self._dataset(split),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

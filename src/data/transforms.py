@@ -1,0 +1,98 @@
+"""Augmentation variants (conf/aug/) and the normalisation every item goes through.
+
+An augmentation is called as ``aug(image, mask, copy)`` on uint8 H x W x C / H x W arrays.
+``copy`` is 0 when the training set is augmented on the fly (data.n_aug=0), or 1..n_aug for
+the n-th augmented copy of the data (copy 0 of an n_aug > 0 dataset is the original and
+never reaches the augmentation).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import albumentations as A
+import numpy as np
+import torch
+
+# ImageNet statistics, so that ImageNet-pretrained encoders see what they were trained on.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class Augmentation:
+    """Base class; ``max_copies`` bounds data.n_aug (None: any number)."""
+
+    max_copies: int | None = None
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, copy: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def reseed(self, seed: int) -> None:
+        """Give the random state a new seed (each DataLoader worker calls this once)."""
+
+
+class NoAugmentation(Augmentation):
+    max_copies = 0
+
+    def __call__(self, image, mask, copy):
+        return image, mask
+
+
+class RandomAugmentation(Augmentation):
+    """Applies an albumentations pipeline with fresh random parameters on every call."""
+
+    def __init__(self, transform: A.BasicTransform):
+        self.transform = transform
+
+    def __call__(self, image, mask, copy):
+        out = self.transform(image=image, mask=mask)
+        return out["image"], out["mask"]
+
+    def reseed(self, seed):
+        self.transform.set_random_seed(seed)
+
+
+class CopyAugmentation(Augmentation):
+    """Copy k of the data gets the k-th transform; on the fly, each item a random one or none."""
+
+    def __init__(self, transforms: Sequence[A.BasicTransform], seed: int = 0):
+        self.transforms = list(transforms)
+        self.max_copies = len(self.transforms)
+        self.rng = random.Random(seed)
+
+    def __call__(self, image, mask, copy):
+        if copy == 0:
+            choice = self.rng.randrange(len(self.transforms) + 1)
+            if choice == len(self.transforms):
+                return image, mask
+            transform = self.transforms[choice]
+        else:
+            transform = self.transforms[copy - 1]
+        out = transform(image=image, mask=mask)
+        return out["image"], out["mask"]
+
+    def reseed(self, seed):
+        self.rng.seed(seed)
+        for transform in self.transforms:
+            transform.set_random_seed(seed)
+
+
+def to_tensor(
+    image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> torch.Tensor:
+    """uint8 H x W x C -> normalised float32 C x H x W."""
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+    mean_t = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+    std_t = torch.tensor(std, dtype=torch.float32)[:, None, None]
+    return tensor.sub_(mean_t).div_(std_t)
+
+
+def denormalise(
+    image: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> np.ndarray:
+    """Inverse of to_tensor: C x H x W float -> H x W x C uint8 (for pictures)."""
+    mean_t = torch.tensor(mean, dtype=image.dtype, device=image.device)[:, None, None]
+    std_t = torch.tensor(std, dtype=image.dtype, device=image.device)[:, None, None]
+    pixels = (image * std_t + mean_t).clamp(0, 1).mul(255).round().byte()
+    return pixels.permute(1, 2, 0).cpu().numpy()

@@ -1,0 +1,62 @@
+"""Segmentation scores from a dataset-level confusion matrix.
+
+The confusion matrix is torchmetrics' (summed across processes when distributed); the scores
+follow torchvision's references and mmsegmentation: a class absent from both truth and
+prediction has no IoU/Dice (NaN) and is left out of the means, instead of counting as 1.0.
+For two classes (binary data) "dice" and "iou" are the foreground class's; for more they are
+the mean over classes. Hard predictions are made the same way for 1-channel (sigmoid) and
+K-channel (softmax) heads, so both conventions score identically for the same masks.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Sequence
+
+import torch
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+
+def hard_predictions(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Class ids B x H x W: sigmoid > threshold for a 1-channel head, argmax otherwise."""
+    if logits.shape[1] == 1:
+        return (logits[:, 0] > math.log(threshold / (1 - threshold))).long()
+    return logits.argmax(dim=1)
+
+
+def confusion_matrix(num_classes: int, ignore_index: int = 255) -> MulticlassConfusionMatrix:
+    """Rows are true classes, columns predicted; ignore_index pixels are not counted."""
+    return MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index, validate_args=False)
+
+
+def metric_key(class_name: str) -> str:
+    """A class name as it appears in metric names: iou_<name>, lower case, no spaces."""
+    return re.sub(r"[^0-9a-zA-Z_]+", "_", class_name).strip("_").lower()
+
+
+def segmentation_scores(confusion: torch.Tensor, class_names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """acc, dice, iou, miou, mdice and iou_<class>, dice_<class> from a K x K confusion matrix."""
+    confusion = confusion.double()
+    num_classes = confusion.shape[0]
+    names = list(class_names) if class_names is not None else [str(k) for k in range(num_classes)]
+    true_pos = confusion.diag()
+    false_pos = confusion.sum(dim=0) - true_pos
+    false_neg = confusion.sum(dim=1) - true_pos
+    union = true_pos + false_pos + false_neg
+    # 0/0 -> NaN for classes neither present nor predicted.
+    iou = true_pos / union
+    dice = 2 * true_pos / (union + true_pos)
+    scores = {
+        "acc": true_pos.sum() / confusion.sum(),
+        "miou": iou.nanmean(),
+        "mdice": dice.nanmean(),
+    }
+    if num_classes == 2:
+        scores["dice"], scores["iou"] = dice[1], iou[1]
+    else:
+        scores["dice"], scores["iou"] = scores["mdice"], scores["miou"]
+    for k, name in enumerate(names):
+        scores[f"iou_{metric_key(name)}"] = iou[k]
+        scores[f"dice_{metric_key(name)}"] = dice[k]
+    return {key: value.float() for key, value in scores.items()}

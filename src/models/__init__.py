@@ -1,0 +1,1 @@
+"""Plain torch.nn.Module architectures: no Lightning, no Hydra, no data knowledge."""

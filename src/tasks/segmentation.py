@@ -1,0 +1,121 @@
+"""The segmentation LightningModule: a net, a loss, metrics and optimizer factories."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from src.metrics import confusion_matrix, hard_predictions, segmentation_scores
+
+STAGES = ("train", "val", "test")
+
+
+class SegmentationTask(LightningModule):
+    """Trains any net mapping B x C x H x W to logits B x K x H x W.
+
+    K = 1 is a sigmoid head for binary data (``num_classes`` = 2), K = ``num_classes`` a
+    softmax head. Metrics come from one confusion matrix per stage, logged once per epoch as
+    ``<stage>/<name>`` (train/loss, val/loss, val/dice, val/miou, val/iou_<class>, ...).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        num_classes: int = 2,
+        class_names: Sequence[str] | None = None,
+        ignore_index: int = 255,
+        threshold: float = 0.5,
+        scheduler_monitor: str = "val/loss",
+    ):
+        super().__init__()
+        if not 0 < threshold < 1:
+            raise ValueError(f"task.threshold must be in (0, 1), got {threshold}")
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names is not None else [str(k) for k in range(num_classes)]
+        self.ignore_index = ignore_index
+        self.threshold = threshold
+        self.scheduler_monitor = scheduler_monitor
+        # "train" is taken by nn.Module.train, hence the suffix.
+        self.confusion = nn.ModuleDict(
+            {f"{stage}_cm": confusion_matrix(num_classes, ignore_index) for stage in STAGES}
+        )
+        self.test_scores: dict[str, float] = {}
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    @torch.no_grad()
+    def predict_masks(self, images: torch.Tensor) -> torch.Tensor:
+        """Class ids B x H x W for a batch of normalised images."""
+        return hard_predictions(self(images), self.threshold)
+
+    def _check_head(self, logits: torch.Tensor) -> None:
+        channels = logits.shape[1]
+        if channels == 1 and self.num_classes != 2:
+            raise ValueError(
+                f"the model has a 1-channel (sigmoid) head but the data has {self.num_classes} classes; "
+                f"set model.num_classes={self.num_classes}"
+            )
+        if channels not in (1, self.num_classes):
+            raise ValueError(
+                f"the model gives {channels} channels for data with {self.num_classes} classes; "
+                f"set model.num_classes={self.num_classes} (or 1 for a sigmoid head on binary data)"
+            )
+
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        images, masks = batch["image"], batch["mask"]
+        logits = self(images)
+        self._check_head(logits)
+        loss = self.loss(logits, masks)
+        self.confusion[f"{stage}_cm"].update(hard_predictions(logits.detach(), self.threshold), masks)
+        self.log(
+            f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=images.shape[0]
+        )
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def _log_scores(self, stage: str) -> dict[str, torch.Tensor]:
+        metric = self.confusion[f"{stage}_cm"]
+        scores = segmentation_scores(metric.compute(), self.class_names)
+        metric.reset()
+        self.log_dict({f"{stage}/{name}": value for name, value in scores.items() if name != "dice"})
+        self.log(f"{stage}/dice", scores["dice"], prog_bar=True)
+        return scores
+
+    def on_train_epoch_end(self) -> None:
+        self._log_scores("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_scores("val")
+
+    def on_test_epoch_end(self) -> None:
+        scores = self._log_scores("test")
+        self.test_scores = {name: float(value) for name, value in scores.items()}
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": self.scheduler_monitor},
+        }

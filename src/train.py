@@ -1,0 +1,118 @@
+"""Train a model: `python -m src.train [group=choice ...] [key=value ...]` (see conf/train.yaml).
+
+Fits on the train split, validates every epoch, tests the best checkpoint, and writes the
+resolved config, checkpoints, TensorBoard events and metrics.json into the run directory.
+Returns the best monitored value so that Hydra sweepers can optimise it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from src.utils.checkpoint import ConfigInCheckpoint
+from src.utils.instantiate import build_task, instantiate_group
+from src.utils.run import flatten, report_run_dir, write_json, write_resolved_config
+
+log = rank_zero_only(print)
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {name: float(value) for name, value in sorted(metrics.items())}
+
+
+def _checkpoint_position(path: str) -> dict[str, int]:
+    """Epoch and step stored in a checkpoint (memory-mapped: reads only what it needs)."""
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    return {"epoch": int(state["epoch"]), "global_step": int(state["global_step"])}
+
+
+@report_run_dir
+def train(cfg: DictConfig) -> float | None:
+    started = time.perf_counter()
+    run_dir = Path(cfg.paths.output_dir)
+    if cfg.seed is None:
+        with open_dict(cfg):
+            cfg.seed = random.randrange(2**31)
+    L.seed_everything(cfg.seed, workers=True)
+    write_resolved_config(cfg, run_dir)
+    config = OmegaConf.to_container(cfg, resolve=True)
+
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    task = build_task(cfg)
+    callbacks = instantiate_group(cfg.get("callbacks")) + [ConfigInCheckpoint(config)]
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+
+    resumed_from = None
+    if cfg.ckpt_path:
+        resumed_from = {"path": str(cfg.ckpt_path), **_checkpoint_position(cfg.ckpt_path)}
+        log(f"Resuming from {cfg.ckpt_path} at epoch {resumed_from['epoch']}, step {resumed_from['global_step']}")
+    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    fit_metrics = _scalars(trainer.callback_metrics)
+
+    checkpoints = [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
+    checkpoint = next((cb for cb in checkpoints if cb.monitor), None)
+    best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    last_path = next((cb.best_model_path for cb in checkpoints if not cb.monitor), "")
+    test_metrics: dict[str, float] = {}
+    if cfg.test:
+        if not best_path:
+            log("No best checkpoint was saved; testing the weights at the end of training.")
+        trainer.test(task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
+        test_metrics = _scalars(trainer.callback_metrics)
+
+    best_score = None
+    if checkpoint is not None and checkpoint.best_model_score is not None:
+        best_score = float(checkpoint.best_model_score)
+    elif cfg.monitor in fit_metrics:
+        best_score = fit_metrics[cfg.monitor]
+    early_stopping = next((cb for cb in trainer.callbacks if isinstance(cb, EarlyStopping)), None)
+    summary = {
+        "monitor": cfg.monitor,
+        "best_score": best_score,
+        "best_epoch": _checkpoint_position(best_path)["epoch"] if best_path else None,
+        "best_checkpoint": best_path or None,
+        "last_checkpoint": last_path or None,
+        "epochs_completed": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "stopped_early": bool(early_stopping and early_stopping.stopped_epoch > 0),
+        "resumed_from": resumed_from,
+        "seed": cfg.seed,
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "fit": fit_metrics,
+        "test": test_metrics,
+    }
+    write_json(run_dir / "metrics.json", summary)
+    for logger in trainer.loggers:
+        hp_metrics = {f"hp/{name.replace('/', '_')}": value for name, value in test_metrics.items()}
+        if best_score is not None:
+            hp_metrics["hp/best_" + cfg.monitor.replace("/", "_")] = best_score
+        logger.log_hyperparams(flatten(config), metrics=hp_metrics)
+        logger.save()
+
+    log(f"\nRun directory: {run_dir}")
+    if best_score is not None:
+        log(f"Best {cfg.monitor}: {best_score:.4f}" + (f"  ({best_path})" if best_path else ""))
+    if test_metrics:
+        log("Test: " + "  ".join(f"{k}={test_metrics[k]:.4f}" for k in ("test/dice", "test/miou", "test/acc") if k in test_metrics))
+    log(f"Curves and masks: tensorboard --logdir {run_dir.parent if run_dir.name.isdigit() else run_dir}")
+    return best_score
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+if __name__ == "__main__":
+    main()

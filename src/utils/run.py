@@ -1,0 +1,62 @@
+"""Run-directory helpers for the entry points."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a/b": 1}, lists as strings: the shape TensorBoard's hparams take."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}/"))
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            flat[name] = "null" if value is None else value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def json_ready(value: Any) -> Any:
+    """Floats that JSON can hold (NaN -> null), recursively."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@rank_zero_only
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(json_ready(data), indent=2) + "\n")
+
+
+@rank_zero_only
+def write_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def report_run_dir(entry: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """Wrap an entry point so that, success or failure, it says where the run's files are."""
+
+    @functools.wraps(entry)
+    def wrapped(cfg: DictConfig) -> Any:
+        run_dir = cfg.paths.output_dir
+        try:
+            return entry(cfg)
+        except BaseException:
+            rank_zero_only(print)(f"\nRun failed; its log and files are in {run_dir}")
+            raise
+
+    return wrapped

@@ -1,0 +1,53 @@
+import math
+
+import torch
+
+from src.metrics import confusion_matrix, hard_predictions, segmentation_scores
+
+
+def scores_for(preds, target, num_classes, names=None, ignore_index=255):
+    metric = confusion_matrix(num_classes, ignore_index)
+    metric.update(preds, target)
+    return segmentation_scores(metric.compute(), names)
+
+
+def test_scores_match_hand_computation_with_ignored_pixels():
+    target = torch.tensor([[[0, 0, 1, 1], [1, 1, 255, 255]]])
+    preds = torch.tensor([[[0, 1, 1, 1], [0, 1, 0, 1]]])
+    scores = scores_for(preds, target, 2, ["background", "shape"])
+    # Counted pixels (6): bg tp=1 fn=1 fp=1; fg tp=3 fn=1 fp=1. The two ignored pixels count nowhere.
+    assert math.isclose(scores["iou_shape"], 3 / 5, rel_tol=1e-6)
+    assert math.isclose(scores["iou_background"], 1 / 3, rel_tol=1e-6)
+    assert math.isclose(scores["dice"], 2 * 3 / (2 * 3 + 1 + 1), rel_tol=1e-6)  # foreground dice
+    assert math.isclose(scores["miou"], (3 / 5 + 1 / 3) / 2, rel_tol=1e-6)
+    assert math.isclose(scores["acc"], 4 / 6, rel_tol=1e-6)
+
+
+def test_absent_class_is_left_out_of_the_mean_not_counted_as_perfect():
+    target = torch.tensor([[[0, 0, 1, 1]]])
+    preds = torch.tensor([[[0, 0, 1, 0]]])
+    scores = scores_for(preds, target, 3)
+    assert math.isnan(scores["iou_2"])  # class 2: neither in truth nor prediction
+    assert math.isclose(scores["miou"], (2 / 3 + 1 / 2) / 2, rel_tol=1e-6)
+    assert math.isclose(scores["dice"], (2 * 2 / 5 + 2 * 1 / 3) / 2, rel_tol=1e-6)  # macro over present classes
+
+
+def test_sigmoid_and_softmax_heads_score_the_same_hard_predictions():
+    torch.manual_seed(0)
+    target = torch.randint(0, 2, (2, 16, 16))
+    target[0, :3] = 255
+    wanted = torch.randint(0, 2, (2, 16, 16))
+    # A 1-channel logit and a 2-channel logit pair that both predict `wanted`.
+    magnitude = torch.rand(2, 16, 16) + 0.1
+    sigmoid_logits = torch.where(wanted == 1, magnitude, -magnitude)[:, None]
+    softmax_logits = torch.stack([-sigmoid_logits[:, 0], sigmoid_logits[:, 0]], dim=1) * 3
+    binary = hard_predictions(sigmoid_logits)
+    two_class = hard_predictions(softmax_logits)
+    assert torch.equal(binary, wanted) and torch.equal(two_class, wanted)
+    assert scores_for(binary, target, 2) == scores_for(two_class, target, 2)
+
+
+def test_threshold_moves_the_sigmoid_decision():
+    logits = torch.tensor([[[[0.5]]]])  # sigmoid(0.5) = 0.62
+    assert hard_predictions(logits, threshold=0.5).item() == 1
+    assert hard_predictions(logits, threshold=0.7).item() == 0

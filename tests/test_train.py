@@ -1,0 +1,100 @@
+"""The training entry point end to end, on tiny shapes."""
+
+import json
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from src.utils.checkpoint import CONFIG_KEY
+from tests.conftest import ROOT, TINY, run_cli
+
+
+def test_fast_run_writes_every_file_of_a_run(train_run):
+    run_dir, metrics = train_run("debug=fast")
+    assert (run_dir / "config.yaml").read_text().count("${") == 0  # resolved
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "images" / "val_masks.png").is_file()
+    assert 0.0 <= metrics["test"]["test/dice"] <= 1.0
+    assert {"test/loss", "test/miou", "test/acc", "test/iou_shape"} <= metrics["test"].keys()
+    assert metrics["best_checkpoint"].endswith("best.ckpt") and metrics["epochs_completed"] == 1
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "tensors": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss_step", "val/loss", "val/dice", "val/miou"} <= set(tags["scalars"])
+    assert "val/masks" in tags["images"]
+    image = events.Images("val/masks")[-1]
+    assert image.width == 3 * 32 + 2 * 2  # image | truth | prediction, with separators
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(
+        events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    ).session_start_info.hparams
+    assert hparams["optimizer/lr"].number_value == pytest.approx(3e-3)
+    assert hparams["model/_target_"].string_value == "src.models.unet.UNet"
+
+
+def test_checkpoints_load_without_pickle_and_carry_the_resolved_config(train_run):
+    run_dir, _ = train_run("debug=fast", "optimizer.lr=0.002")
+    state = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    config = state[CONFIG_KEY]
+    assert isinstance(config, dict)
+    assert config["model"]["_target_"] == "src.models.unet.UNet" and config["model"]["base_width"] == 4
+    assert config["optimizer"]["lr"] == 0.002
+    assert any(key.startswith("net.") for key in state["state_dict"])
+
+
+def test_early_stopping_ends_a_run_whose_val_loss_stops_improving(train_run):
+    # lr=0 and no batch norm: the weights never change, so val/loss never improves after epoch 0
+    # and patience 7 (callbacks/default.yaml) must stop the run after 1 + 7 epochs.
+    _, metrics = train_run("optimizer.lr=0.0", "model.batch_norm=false", "trainer.max_epochs=20", "test=false")
+    assert metrics["stopped_early"] is True
+    assert metrics["epochs_completed"] == 8
+
+
+def test_resume_from_last_checkpoint_continues_at_saved_epoch_and_step(train_run, tmp_path):
+    steps_per_epoch = 4  # 32 train items / batch 8
+    first_dir, first = train_run("trainer.max_epochs=2", "test=false", run_dir=tmp_path / "first")
+    assert first["global_step"] == 2 * steps_per_epoch
+    last = first_dir / "checkpoints" / "last.ckpt"
+    _, resumed = train_run(f"ckpt_path={last}", "trainer.max_epochs=3", "test=false", run_dir=tmp_path / "second")
+    assert resumed["resumed_from"]["epoch"] == 1  # the last completed epoch (counted from 0)
+    assert resumed["resumed_from"]["global_step"] == 2 * steps_per_epoch
+    # One more epoch, not three: training picked up where it stopped.
+    assert resumed["global_step"] == 3 * steps_per_epoch
+    assert resumed["epochs_completed"] == 3
+
+
+def test_a_short_run_learns_the_shapes(train_run):
+    _, metrics = train_run("trainer.max_epochs=15", "data.num_train=160", "data.num_test=32", "model.base_width=8")
+    assert metrics["test"]["test/dice"] > 0.8
+
+
+def test_multirun_writes_one_run_per_value(tmp_path):
+    result = run_cli("src.train", "-m", "optimizer.lr=1e-3,3e-3", "debug=fast", *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = sorted(p.parent for p in (tmp_path / "multirun").glob("*/*/*/metrics.json"))
+    assert [run.name for run in runs] == ["0", "1"]
+    for run in runs:
+        assert (run / "checkpoints" / "best.ckpt").is_file()
+        assert "test/dice" in json.loads((run / "metrics.json").read_text())["test"]
+    learning_rates = {OmegaConf.load(run / "config.yaml").optimizer.lr for run in runs}
+    assert learning_rates == {1e-3, 3e-3}
+
+
+def test_unknown_model_choice_lists_the_available_ones(tmp_path):
+    result = run_cli("src.train", "model=no_such_model", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Could not find 'model/no_such_model'" in result.stderr
+    assert "unet" in result.stderr.split("Available options")[1]
+
+
+@pytest.mark.slow
+def test_default_run_reaches_dice_090(tmp_path):
+    """Acceptance of the spine: the README's default training run on shapes."""
+    result = run_cli("src.train", f"hydra.run.dir={tmp_path}/run", cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["test/dice"] >= 0.90
