@@ -9,7 +9,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from src.utils.checkpoint import CONFIG_KEY
-from tests.conftest import ROOT, TINY, run_cli
+from tests.conftest import ROOT, run_cli, tiny
 
 
 def test_fast_run_writes_every_file_of_a_run(train_run):
@@ -73,7 +73,7 @@ def test_a_short_run_learns_the_shapes(train_run):
 
 
 def test_multirun_writes_one_run_per_value(tmp_path):
-    result = run_cli("src.train", "-m", "optimizer.lr=1e-3,3e-3", "debug=fast", *TINY, cwd=tmp_path)
+    result = run_cli("src.train", "-m", "optimizer.lr=1e-3,3e-3", "debug=fast", *tiny([]), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     runs = sorted(p.parent for p in (tmp_path / "multirun").glob("*/*/*/metrics.json"))
     assert [run.name for run in runs] == ["0", "1"]

@@ -5,30 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.models.blocks import DoubleConv, crop_to, pad_to_multiple
-
-UPSAMPLING_MODES = ("transpose", "bilinear")
+from src.models.blocks import DoubleConv, SizePreserving, UpBlock
 
 
-class Up(nn.Module):
-    """Double the resolution and halve the channels, concatenate the skip, double conv."""
-
-    def __init__(self, in_channels: int, out_channels: int, mode: str, batch_norm: bool):
-        super().__init__()
-        if mode == "transpose":
-            self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
-        else:
-            self.up = nn.Sequential(
-                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                nn.Conv2d(in_channels, out_channels, kernel_size=1),
-            )
-        self.conv = DoubleConv(2 * out_channels, out_channels, batch_norm)
-
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        return self.conv(torch.cat([skip, self.up(x)], dim=1))
-
-
-class UNet(nn.Module):
+class UNet(SizePreserving):
     """The original U-Net, with width, depth, batch norm and up-sampling configurable.
 
     ``depth`` is the number of 2x down-samplings (4 in the paper: 64 -> 1024 channels at
@@ -46,8 +26,6 @@ class UNet(nn.Module):
         upsampling: str = "transpose",
     ):
         super().__init__()
-        if upsampling not in UPSAMPLING_MODES:
-            raise ValueError(f"model.upsampling must be one of {UPSAMPLING_MODES}, got {upsampling!r}")
         if depth < 1:
             raise ValueError(f"model.depth must be at least 1, got {depth}")
         widths = [base_width * 2**level for level in range(depth + 1)]
@@ -57,17 +35,16 @@ class UNet(nn.Module):
             for c_in, c_out in zip(widths[:-1], widths[1:])
         )
         self.up = nn.ModuleList(
-            Up(c_in, c_out, upsampling, batch_norm) for c_in, c_out in zip(widths[:0:-1], widths[-2::-1])
+            UpBlock(c_in, c_out, c_out, upsampling, batch_norm) for c_in, c_out in zip(widths[:0:-1], widths[-2::-1])
         )
         self.head = nn.Conv2d(widths[0], num_classes, kernel_size=1)
         self.size_multiple = 2**depth
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, size = pad_to_multiple(x, self.size_multiple)
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(x)]
         for down in self.down:
             skips.append(down(skips[-1]))
         x = skips.pop()
         for up in self.up:
             x = up(x, skips.pop())
-        return crop_to(self.head(x), size)
+        return self.head(x)

@@ -1,0 +1,208 @@
+"""Every architecture of conf/model/: shapes, gradients, parameter counts, pretrained weights."""
+
+import math
+import urllib.error
+
+import pytest
+import torch
+import torchvision
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+
+from src.models.summary import summarise
+from src.models.weights import read_state_dict
+from tests.conftest import ROOT, compose_config, run_cli
+
+SEGMENTATION = ["unet", "unet_bilinear", "unet_original", "resnet34_unet", "resnet50_unet", "fcn32s", "fcn8s", "deeplabv3"]
+COLOUR = ["pool_upsample_net", "conv_transpose_net", "colour_unet"]
+
+
+def build(name: str, num_classes: int = 2, in_channels: int = 3, *overrides: str, tmp_path=ROOT):
+    cfg = compose_config(
+        "train", [f"model={name}", f"data.num_classes={num_classes}", f"data.in_channels={in_channels}", *overrides], tmp_path
+    )
+    return instantiate(cfg.model, _convert_="all")
+
+
+def count(params) -> int:
+    return sum(p.numel() for p in params)
+
+
+def test_every_model_config_is_tested():
+    configs = {path.stem for path in (ROOT / "conf" / "model").glob("*.yaml")}
+    assert configs == set(SEGMENTATION + COLOUR + ["resnet50_classifier"])
+
+
+@pytest.mark.parametrize("num_classes", [1, 2, 21])
+@pytest.mark.parametrize("name", SEGMENTATION + COLOUR)
+def test_logits_have_the_input_size(name, num_classes):
+    in_channels = 1 if name in COLOUR else 3
+    net = build(name, num_classes, in_channels).eval()
+    with torch.no_grad():
+        for size in [(64, 64), (70, 90)]:
+            assert net(torch.randn(1, in_channels, *size)).shape == (1, num_classes, *size)
+
+
+def test_classifier_gives_one_logit_per_class():
+    net = build("resnet50_classifier", 50).eval()
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 70, 90)).shape == (2, 50)
+        assert net.features(torch.randn(2, 3, 64, 64)).shape == (2, 2048)
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [(name, []) for name in SEGMENTATION + COLOUR]
+    + [("deeplabv3", ["model.freeze_backbone=true"]), ("resnet50_classifier", ["model.trainable_from=layer3"])],
+)
+def test_backward_gives_finite_gradients_to_trainable_parameters_only(name, overrides):
+    in_channels = 1 if name in COLOUR else 3
+    net = build(name, 2, in_channels, *overrides).train()
+    output = net(torch.randn(2, in_channels, 64, 64))
+    output.float().square().mean().backward()
+    trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    frozen = [(n, p) for n, p in net.named_parameters() if not p.requires_grad]
+    assert trainable
+    for param_name, param in trainable:
+        assert param.grad is not None, f"{param_name} got no gradient"
+        assert torch.isfinite(param.grad).all(), f"{param_name} has a non-finite gradient"
+    for param_name, param in frozen:
+        assert param.grad is None, f"frozen {param_name} got a gradient"
+    if overrides:
+        assert frozen, "the freezing option froze nothing"
+
+
+def test_frozen_backbone_keeps_its_batch_norm_statistics():
+    net = build("deeplabv3", 2, 3, "model.freeze_backbone=true").train()
+    before = net.model.backbone.bn1.running_mean.clone()
+    net(torch.randn(2, 3, 64, 64) * 5 + 3)
+    assert torch.equal(before, net.model.backbone.bn1.running_mean)
+    assert not net.model.backbone.training and net.model.classifier.training
+
+
+def test_summary_counts_match_torchvision_encoders():
+    resnet34 = torchvision.models.resnet34()
+    resnet50 = torchvision.models.resnet50()
+    vgg16 = torchvision.models.vgg16()
+    without_fc = lambda model: count(p for n, p in model.named_parameters() if not n.startswith("fc."))  # noqa: E731
+
+    rows = {row.name: row for row in summarise(build("resnet34_unet"), (1, 3, 64, 64), depth=1).rows}
+    assert rows["encoder"].parameters == without_fc(resnet34) == 21_284_672
+    rows = {row.name: row for row in summarise(build("resnet50_unet"), (1, 3, 64, 64), depth=1).rows}
+    assert rows["encoder"].parameters == without_fc(resnet50) == 23_508_032
+
+    rows = {row.name: row for row in summarise(build("fcn8s", 21), (1, 3, 64, 64), depth=1).rows}
+    assert rows["to_pool3"].parameters + rows["to_pool4"].parameters + rows["to_pool5"].parameters == count(
+        vgg16.features.parameters()
+    )
+    assert rows["fc6"].parameters + rows["fc7"].parameters == count(vgg16.classifier[0].parameters()) + count(
+        vgg16.classifier[3].parameters()
+    )
+
+    deeplab = build("deeplabv3", 21)
+    reference = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, num_classes=21)
+    assert count(deeplab.parameters()) == count(reference.parameters())
+
+
+def test_summary_of_the_original_unet_reports_31_million_parameters():
+    summary = summarise(build("unet_original"), (1, 3, 256, 256), depth=1)
+    assert summary.parameters == 31_031_810
+    assert summary.output_shape == (1, 2, 256, 256)
+    assert sum(row.macs for row in summary.rows) == summary.macs  # the table adds up to the total
+    assert 40e9 < summary.macs < 50e9
+
+
+def test_summary_command_prints_the_table_and_totals(tmp_path):
+    result = run_cli("src.models.summary", "model=resnet34_unet", "input_size=64", "depth=1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "encoder" in result.stdout and "21,284,672" in result.stdout
+    assert "parameters: 21,852,194" in result.stdout
+    assert not (tmp_path / "outputs").exists()  # a summary makes no run directory
+
+
+def test_imagenet_weights_offline_say_which_file_to_place_where(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def no_network(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", no_network)
+    with pytest.raises(InstantiationException) as error:  # Hydra's wrapper around the model's RuntimeError
+        build("resnet34_unet", 2, 3, "model.pretrained=imagenet")
+    message = str(error.value)
+    assert "resnet34-b627a593.pth" in message and str(tmp_path / "hub" / "checkpoints") in message
+
+
+def test_imagenet_weights_load_from_the_torch_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    reference = torchvision.models.resnet34()
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(reference.state_dict(), tmp_path / "hub" / "checkpoints" / "resnet34-b627a593.pth")
+    net = build("resnet34_unet", 2, 3, "model.pretrained=imagenet")
+    assert torch.equal(net.encoder.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)
+
+
+def test_vgg_fully_connected_layers_become_fcn_convolutions(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    reference = torchvision.models.vgg16()
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    torch.save(reference.state_dict(), tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth")
+    net = build("fcn32s", 2, 3, "model.pretrained=imagenet")
+    assert torch.equal(net.fc6.weight.flatten(1), reference.classifier[0].weight)
+    assert torch.equal(net.to_pool5[0].weight, reference.features[24].weight)
+
+
+def test_state_dict_of_another_class_count_names_the_mismatched_layers(tmp_path):
+    source = build("resnet34_unet", 2)
+    torch.save(source.state_dict(), tmp_path / "weights.pt")
+    same = build("resnet34_unet", 2, 3, f"model.pretrained={tmp_path / 'weights.pt'}")
+    assert torch.equal(same.head.weight, source.head.weight)
+    with pytest.raises(InstantiationException, match=r"head\.weight \(2, 32, 1, 1\) vs \(21, 32, 1, 1\)"):
+        build("resnet34_unet", 21, 3, f"model.pretrained={tmp_path / 'weights.pt'}")
+    with pytest.raises(InstantiationException, match="layers the file lacks: .*bridge"):
+        build("resnet50_unet", 2, 3, f"model.pretrained={tmp_path / 'weights.pt'}")
+
+
+def test_unavailable_pretrained_name_lists_the_choices():
+    with pytest.raises(InstantiationException, match="model.pretrained='coco' is not available for resnet34_unet"):
+        build("resnet34_unet", 2, 3, "model.pretrained=coco")
+
+
+def test_seglab_checkpoint_is_read_as_the_nets_weights(train_run):
+    run_dir, _ = train_run("debug=fast")
+    state = read_state_dict(run_dir / "checkpoints" / "best.ckpt")
+    assert "head.weight" in state and not any(key.startswith("net.") for key in state)
+
+
+@pytest.mark.parametrize("name", SEGMENTATION)
+def test_fast_training_run_works_for_every_segmentation_model(train_run, name):
+    # FCN's fc6/fc7 at full width make 1.6 GB checkpoints (weights + Adam state); the code path is
+    # the same at a narrower width.
+    narrow = ["model.fc_channels=256"] if name.startswith("fcn") else []
+    _, metrics = train_run(f"model={name}", "debug=fast", *narrow)
+    assert math.isfinite(metrics["test"]["test/loss"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SEGMENTATION)
+def test_loss_halves_on_a_fixed_batch_within_50_steps(name):
+    from src.data.shapes import ShapesDataModule
+    from src.losses import CrossEntropyLoss
+
+    torch.manual_seed(0)
+    data = ShapesDataModule(num_classes=2, class_names=["bg", "fg"], image_size=64, num_train=4, batch_size=4)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    net = build(name, 2).train()
+    if name in ("fcn32s", "fcn8s"):
+        net.fc.apply(lambda m: m.eval() if isinstance(m, torch.nn.Dropout2d) else None)
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-4 if "fcn" in name else 1e-3)
+    loss_fn = CrossEntropyLoss()
+    losses = []
+    for _ in range(50):
+        optimizer.zero_grad()
+        loss = loss_fn(net(batch["image"]), batch["mask"])
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert min(losses[-5:]) <= losses[0] / 2, f"{name}: {losses[0]:.3f} -> {losses[-1]:.3f}"
