@@ -18,23 +18,21 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # Tiny shapes, no progress output: a few seconds an epoch on two CPU cores.
 TINY = [
-    "data.num_train=32",
-    "data.num_val=16",
-    "data.num_test=16",
     "data.image_size=32",
     "data.batch_size=8",
     "callbacks.progress_bar=null",
     "+trainer.enable_progress_bar=false",
     "+trainer.enable_model_summary=false",
 ]
-# A narrow U-Net for runs that keep the default model.
+# Few shapes and a narrow U-Net, for runs that keep the default data and model.
+TINY_SHAPES = ["data.num_train=32", "data.num_val=16", "data.num_test=16"]
 TINY_UNET = ["model.base_width=4", "model.depth=3"]
 
 
 def tiny(overrides) -> list[str]:
-    """TINY plus the narrow U-Net unless the overrides pick another model."""
-    picks_model = any(o.startswith("model=") for o in overrides)
-    return TINY + ([] if picks_model else TINY_UNET) + list(overrides)
+    """TINY, plus few shapes and the narrow U-Net unless the overrides pick other data or model."""
+    picks = lambda group: any(o.startswith(f"{group}=") for o in overrides)  # noqa: E731
+    return TINY + ([] if picks("data") else TINY_SHAPES) + ([] if picks("model") else TINY_UNET) + list(overrides)
 
 
 def compose_config(config_name: str, overrides: list[str], run_dir: Path) -> DictConfig:

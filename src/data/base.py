@@ -36,23 +36,29 @@ class SplitArrays:
             )
 
 
-def check_mask_values(split: SplitArrays, num_classes: int, ignore_index: int, where: str) -> None:
-    """Fail, naming the item, when a mask holds a value that is neither a class id nor ignore_index."""
+def invalid_mask_values(mask: np.ndarray, num_classes: int, ignore_index: int) -> list[int]:
+    """Values in a uint8 mask that are neither a class id nor ignore_index."""
     valid = np.zeros(256, dtype=bool)
     valid[:num_classes] = True
     valid[ignore_index] = True
+    values = np.unique(mask)
+    return values[~valid[values]].tolist()
+
+
+def check_mask_values(split: SplitArrays, num_classes: int, ignore_index: int, where: str) -> None:
+    """Fail, naming the item, when a mask holds a value that is neither a class id nor ignore_index."""
     for mask, name in zip(split.masks, split.names):
-        values = np.unique(mask)
-        bad = values[~valid[values]]
-        if bad.size:
+        bad = invalid_mask_values(mask, num_classes, ignore_index)
+        if bad:
             raise ValueError(
-                f"{where}: mask of {name!r} holds values {bad.tolist()}, but data.num_classes={num_classes} "
+                f"{where}: mask of {name!r} holds values {bad}, but data.num_classes={num_classes} "
                 f"allows 0..{num_classes - 1} and {ignore_index} (ignore). Check the dataset's mask coding."
             )
 
 
-class ArraySegmentationDataset(Dataset):
-    """Items of the DESIGN contract from uint8 arrays, optionally with augmented copies.
+class SegmentationItems(Dataset):
+    """Items of the DESIGN contract, optionally with augmented copies; subclasses say how to
+    ``load`` the uint8 image and mask of one base item.
 
     With an augmentation and n_aug > 0 the dataset is the original followed by n_aug
     augmented copies ((1 + n_aug) x N items); with n_aug = 0 every item is augmented on the fly.
@@ -60,14 +66,14 @@ class ArraySegmentationDataset(Dataset):
 
     def __init__(
         self,
-        split: SplitArrays,
+        names: list[str],
         aug: Augmentation | None = None,
         n_aug: int = 0,
         seed: int = 0,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
     ):
-        self.split = split
+        self.names = names
         self.aug = aug
         self.n_aug = n_aug if aug is not None else 0
         self.mean, self.std = tuple(mean), tuple(std)
@@ -76,16 +82,19 @@ class ArraySegmentationDataset(Dataset):
             self._reseed(seed)
 
     def __len__(self) -> int:
-        return len(self.split.names) * (1 + self.n_aug)
+        return len(self.names) * (1 + self.n_aug)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
 
     def _reseed(self, seed: int) -> None:
         self.aug.reseed(seed)
         self._aug_seed = seed
 
     def __getitem__(self, index: int) -> dict:
-        n = len(self.split.names)
+        n = len(self.names)
         base, copy = index % n, index // n
-        image, mask = self.split.images[base], self.split.masks[base]
+        image, mask = self.load(base)
         if self.aug is not None and (copy > 0 or self.n_aug == 0):
             worker = get_worker_info()
             # Each worker holds a copy of the augmentation's random state: give each its own seed
@@ -96,8 +105,19 @@ class ArraySegmentationDataset(Dataset):
         return {
             "image": to_tensor(image, self.mean, self.std),
             "mask": torch.from_numpy(np.asarray(mask, dtype=np.int64)),
-            "name": self.split.names[base],
+            "name": self.names[base],
         }
+
+
+class ArraySegmentationDataset(SegmentationItems):
+    """Items from a split already decoded into arrays (in memory or memory-mapped)."""
+
+    def __init__(self, split: SplitArrays, *args, **kwargs):
+        super().__init__(split.names, *args, **kwargs)
+        self.split = split
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.split.images[index], self.split.masks[index]
 
 
 class SegmentationDataModule(LightningDataModule):
@@ -106,7 +126,7 @@ class SegmentationDataModule(LightningDataModule):
     def __init__(
         self,
         num_classes: int,
-        class_names: Sequence[str],
+        class_names: Sequence[str] | None = None,
         in_channels: int = 3,
         ignore_index: int = 255,
         image_size: int = 256,
@@ -119,6 +139,8 @@ class SegmentationDataModule(LightningDataModule):
         super().__init__()
         if num_classes < 2:
             raise ValueError(f"data.num_classes must count every class, background included (>= 2), got {num_classes}")
+        if class_names is None:
+            class_names = [f"{type(self).__name__.removesuffix('DataModule').lower()}_{k}" for k in range(num_classes)]
         if len(class_names) != num_classes:
             raise ValueError(f"data.class_names has {len(class_names)} names for data.num_classes={num_classes}")
         if n_aug < 0:
@@ -139,13 +161,13 @@ class SegmentationDataModule(LightningDataModule):
         self.seed = seed
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
         self.palette = voc_palette(max(num_classes, 2))
-        self.datasets: dict[str, ArraySegmentationDataset] = {}
+        self.datasets: dict[str, SegmentationItems] = {}
 
     def load_split(self, split: str) -> SplitArrays:
         """Return one split ("train", "val" or "test") as arrays at training size."""
         raise NotImplementedError
 
-    def _dataset(self, split: str) -> ArraySegmentationDataset:
+    def _dataset(self, split: str) -> SegmentationItems:
         if split not in self.datasets:
             arrays = self.load_split(split)
             check_mask_values(arrays, self.num_classes, self.ignore_index, f"{type(self).__name__} {split} split")

@@ -30,3 +30,15 @@ def colourise(mask: np.ndarray, palette: np.ndarray, ignore_index: int = 255) ->
     out = palette[np.clip(mask, 0, len(palette) - 1)]
     out[mask == ignore_index] = IGNORE_COLOUR
     return out
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.5, ignore_index: int = 255) -> np.ndarray:
+    """Blend class colours over an RGB (or grey) uint8 image; background (class 0) and ignored
+    pixels are left as they are."""
+    if image.ndim == 2 or image.shape[2] == 1:
+        image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+    colours = colourise(mask, palette, ignore_index).astype(np.float32)
+    blended = image.astype(np.float32)
+    painted = (mask != 0) & (mask != ignore_index)
+    blended[painted] = (1 - alpha) * blended[painted] + alpha * colours[painted]
+    return blended.round().astype(np.uint8)
