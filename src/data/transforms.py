@@ -8,6 +8,7 @@ never reaches the augmentation).
 
 from __future__ import annotations
 
+import functools
 import random
 from typing import Sequence
 
@@ -78,14 +79,20 @@ class CopyAugmentation(Augmentation):
             transform.set_random_seed(seed)
 
 
+@functools.lru_cache(maxsize=8)
+def _scale_shift(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x / 255 - mean) / std as x * scale - shift, per channel."""
+    mean_t, std_t = torch.tensor(mean)[:, None, None], torch.tensor(std)[:, None, None]
+    return 1.0 / (255.0 * std_t), mean_t / std_t
+
+
 def to_tensor(
     image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> torch.Tensor:
     """uint8 H x W x C -> normalised float32 C x H x W."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-    mean_t = torch.tensor(mean, dtype=torch.float32)[:, None, None]
-    std_t = torch.tensor(std, dtype=torch.float32)[:, None, None]
-    return tensor.sub_(mean_t).div_(std_t)
+    scale, shift = _scale_shift(tuple(mean), tuple(std))
+    # np.array copies the (cheap) uint8 CHW layout, so a read-only memory-mapped image is never aliased.
+    return torch.from_numpy(np.array(image.transpose(2, 0, 1))).float().mul_(scale).sub_(shift)
 
 
 def denormalise(
