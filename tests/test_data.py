@@ -262,3 +262,20 @@ def test_data_check_passes_on_a_good_folder_and_fails_naming_the_bad_file(tmp_pa
     bad = run_cli("src.data.check", "data=pets", f"data.root={root}", f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
     assert bad.returncode == 1
     assert "Breed_7.jpg: unreadable image" in bad.stdout and "trimap without image" in bad.stdout
+
+
+@pytest.mark.parametrize("name", ["voc", "satellite", "shared_pets"])
+def test_data_check_finds_no_problem_in_good_folders(name, tmp_path):
+    from src.data.check import check
+
+    if name == "shared_pets":
+        if not (SHARED_DATA / "pets").is_dir():
+            pytest.skip("../shared/data/pets is not present")
+        dm = datamodule("pets", SHARED_DATA / "pets", tmp_path)
+    else:
+        dm = datamodule(name, fixture(name, tmp_path), tmp_path)
+    report = check(dm, grid_samples=4)
+    assert report["problems"] == []
+    assert sum(report["counts"].values()) == {"voc": 28, "satellite": 20, "shared_pets": 357}[name]
+    assert len(report["cells"]) == 4
+    assert sum(report["class_pixel_frequency"].values()) == pytest.approx(1.0)
