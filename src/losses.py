@@ -75,3 +75,93 @@ class BinaryCrossEntropyLoss(nn.Module):
                 "set model.num_classes=1, or use loss=ce for a softmax head"
             )
         return _binary_cross_entropy(logits, target, self.ignore_index, pos_weight=self.pos_weight)
+
+
+def _probabilities_and_targets(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-class probabilities P, one-hot targets T (both B x C x H x W) and the valid-pixel mask.
+
+    A 1-channel head scores its single foreground channel (sigmoid); a K-channel head all K
+    classes (softmax). Ignored pixels are zero in both P and T, so they count nowhere.
+    """
+    valid = (target != ignore_index).unsqueeze(1)
+    labels = target.masked_fill(~valid.squeeze(1), 0)
+    if logits.shape[1] == 1:
+        probabilities = torch.sigmoid(logits)
+        targets = (labels == 1).unsqueeze(1).to(logits.dtype)
+    else:
+        probabilities = logits.softmax(dim=1)
+        targets = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
+    return probabilities * valid, targets * valid, valid
+
+
+class DiceLoss(nn.Module):
+    """Soft Dice, 1 - (2 sum(P T) + s) / (sum(P) + sum(T) + s), over the batch; the mean over
+    classes for a K-channel head, the foreground for a 1-channel head."""
+
+    def __init__(self, ignore_index: int = 255, smooth: float = 1.0):
+        super().__init__()
+        self.ignore_index, self.smooth = ignore_index, smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        p, t, _ = _probabilities_and_targets(logits, target, self.ignore_index)
+        dims = (0, 2, 3)
+        dice = (2 * (p * t).sum(dims) + self.smooth) / (p.sum(dims) + t.sum(dims) + self.smooth)
+        return 1 - dice.mean()
+
+
+class IoULoss(nn.Module):
+    """Soft Jaccard, 1 - I / U with I = sum(P T) and U = sum(P) + sum(T) - I, over the batch;
+    for a 1-channel head the foreground probability, for K channels the mean over classes."""
+
+    def __init__(self, ignore_index: int = 255, smooth: float = 1.0):
+        super().__init__()
+        self.ignore_index, self.smooth = ignore_index, smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        p, t, _ = _probabilities_and_targets(logits, target, self.ignore_index)
+        dims = (0, 2, 3)
+        intersection = (p * t).sum(dims)
+        union = p.sum(dims) + t.sum(dims) - intersection
+        return 1 - ((intersection + self.smooth) / (union + self.smooth)).mean()
+
+
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al.), mean over counted pixels: torchvision's sigmoid_focal_loss for a
+    1-channel head (``alpha`` weights the foreground, null for none); for K channels
+    -(1 - p_t)^gamma log p_t, with ``alpha`` ignored unless given per class."""
+
+    def __init__(self, ignore_index: int = 255, gamma: float = 2.0, alpha: float | Sequence[float] | None = 0.25):
+        super().__init__()
+        self.ignore_index, self.gamma = ignore_index, gamma
+        self.alpha = alpha
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        valid = target != self.ignore_index
+        count = valid.sum().clamp_min(1)
+        if logits.shape[1] == 1:
+            from torchvision.ops import sigmoid_focal_loss
+
+            alpha = -1 if self.alpha is None else float(self.alpha)
+            losses = sigmoid_focal_loss(logits[:, 0], (target == 1).to(logits.dtype), alpha=alpha, gamma=self.gamma)
+            return (losses * valid).sum() / count
+        log_p = F.log_softmax(logits, dim=1).gather(1, target.masked_fill(~valid, 0).unsqueeze(1)).squeeze(1)
+        losses = -((1 - log_p.exp()) ** self.gamma) * log_p
+        if isinstance(self.alpha, Sequence):
+            losses = losses * logits.new_tensor(list(self.alpha))[target.masked_fill(~valid, 0)]
+        return (losses * valid).sum() / count
+
+
+class WeightedSum(nn.Module):
+    """sum_i weight_i * loss_i, e.g. loss=dice_ce with loss.weights=[0.5,0.5]."""
+
+    def __init__(self, losses: dict[str, nn.Module], weights: Sequence[float] | None = None):
+        super().__init__()
+        if weights is not None and len(weights) != len(losses):
+            raise ValueError(f"loss.weights has {len(weights)} numbers for {len(losses)} losses ({', '.join(losses)})")
+        self.losses = nn.ModuleDict(losses)
+        self.weights = list(weights) if weights is not None else [1.0] * len(losses)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sum(w * loss(logits, target) for w, loss in zip(self.weights, self.losses.values()))

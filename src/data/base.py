@@ -160,8 +160,13 @@ class SegmentationDataModule(LightningDataModule):
         self.n_aug = n_aug
         self.seed = seed
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
-        self.palette = voc_palette(max(num_classes, 2))
+        self._palette = voc_palette(max(num_classes, 2))
         self.datasets: dict[str, SegmentationItems] = {}
+
+    @property
+    def palette(self) -> np.ndarray:
+        """One RGB colour per class (uint8 K x 3), for mask pictures and overlays."""
+        return self._palette
 
     def load_split(self, split: str) -> SplitArrays:
         """Return one split ("train", "val" or "test") as arrays at training size."""

@@ -80,7 +80,7 @@ class CifarColourDataModule(SegmentationDataModule):
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else self.root / ".seglab_cache"
         self.mean, self.std = GREY_MEAN, GREY_STD
         self.class_names = [f"colour_{k}" for k in range(self.num_classes)]
-        self._palette: np.ndarray | None = None
+        self._kmeans_palette: np.ndarray | None = None
 
     def prepare_data(self) -> None:
         if self.download and not (self.root / "batches.meta").is_file():
@@ -114,7 +114,7 @@ class CifarColourDataModule(SegmentationDataModule):
     @property
     def palette(self) -> np.ndarray:
         """The num_colours k-means colours: class k of a mask is colour k."""
-        if self._palette is None:
+        if self._kmeans_palette is None:
             path = self.cache_dir / f"cifar_palette-{self._key()}.npy"
             if not path.is_file():
                 pixels, _ = self._images(TRAIN_BATCHES)
@@ -122,12 +122,8 @@ class CifarColourDataModule(SegmentationDataModule):
                 sample = np.random.default_rng(self.seed).choice(len(pixels), min(self.palette_pixels, len(pixels)), replace=False)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 np.save(path, kmeans_colours(pixels[sample], self.num_classes, self.seed))
-            self._palette = np.load(path)
-        return self._palette
-
-    @palette.setter
-    def palette(self, value) -> None:  # the base class sets a default palette; ours comes from k-means
-        pass
+            self._kmeans_palette = np.load(path)
+        return self._kmeans_palette
 
     def load_split(self, split: str) -> SplitArrays:
         folder = self.cache_dir / f"cifar_colour-{split}-{self.image_size}-{self._key(split, self.val_fraction)}"

@@ -39,7 +39,7 @@ class SatelliteDataModule(FileSegmentationDataModule):
         self.lookup = np.full(8, -1, dtype=np.int16)
         for class_id, colour in enumerate(COLOURS.values()):
             self.lookup[colour_code(np.array(colour))] = class_id
-        self.palette = np.array(list(COLOURS.values()), dtype=np.uint8)
+        self._palette = np.array(list(COLOURS.values()), dtype=np.uint8)
 
     def list_split(self, split: str) -> list[Sample]:
         require_dir(self.root, "satellite tiles folder", "Set data.root to the folder of NNNN_sat.jpg and NNNN_mask.png files.")
