@@ -79,8 +79,8 @@ class BinaryCrossEntropyLoss(nn.Module):
 
 def _probabilities_and_targets(
     logits: torch.Tensor, target: torch.Tensor, ignore_index: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-class probabilities P, one-hot targets T (both B x C x H x W) and the valid-pixel mask.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class probabilities P and one-hot targets T, both B x C x H x W.
 
     A 1-channel head scores its single foreground channel (sigmoid); a K-channel head all K
     classes (softmax). Ignored pixels are zero in both P and T, so they count nowhere.
@@ -93,38 +93,39 @@ def _probabilities_and_targets(
     else:
         probabilities = logits.softmax(dim=1)
         targets = F.one_hot(labels, logits.shape[1]).permute(0, 3, 1, 2).to(logits.dtype)
-    return probabilities * valid, targets * valid, valid
+    return probabilities * valid, targets * valid
 
 
-class DiceLoss(nn.Module):
-    """Soft Dice, 1 - (2 sum(P T) + s) / (sum(P) + sum(T) + s), over the batch; the mean over
-    classes for a K-channel head, the foreground for a 1-channel head."""
-
-    def __init__(self, ignore_index: int = 255, smooth: float = 1.0):
-        super().__init__()
-        self.ignore_index, self.smooth = ignore_index, smooth
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        p, t, _ = _probabilities_and_targets(logits, target, self.ignore_index)
-        dims = (0, 2, 3)
-        dice = (2 * (p * t).sum(dims) + self.smooth) / (p.sum(dims) + t.sum(dims) + self.smooth)
-        return 1 - dice.mean()
-
-
-class IoULoss(nn.Module):
-    """Soft Jaccard, 1 - I / U with I = sum(P T) and U = sum(P) + sum(T) - I, over the batch;
-    for a 1-channel head the foreground probability, for K channels the mean over classes."""
+class _SoftOverlapLoss(nn.Module):
+    """1 - mean over scored classes of a smoothed overlap score of P and T, summed over the batch."""
 
     def __init__(self, ignore_index: int = 255, smooth: float = 1.0):
         super().__init__()
         self.ignore_index, self.smooth = ignore_index, smooth
 
+    def overlap(self, intersection: torch.Tensor, predicted: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        p, t, _ = _probabilities_and_targets(logits, target, self.ignore_index)
+        p, t = _probabilities_and_targets(logits, target, self.ignore_index)
         dims = (0, 2, 3)
-        intersection = (p * t).sum(dims)
-        union = p.sum(dims) + t.sum(dims) - intersection
-        return 1 - ((intersection + self.smooth) / (union + self.smooth)).mean()
+        return 1 - self.overlap((p * t).sum(dims), p.sum(dims), t.sum(dims)).mean()
+
+
+class DiceLoss(_SoftOverlapLoss):
+    """Soft Dice, 1 - (2 sum(P T) + s) / (sum(P) + sum(T) + s); the mean over classes for a
+    K-channel head, the foreground for a 1-channel head."""
+
+    def overlap(self, intersection, predicted, true):
+        return (2 * intersection + self.smooth) / (predicted + true + self.smooth)
+
+
+class IoULoss(_SoftOverlapLoss):
+    """Soft Jaccard, 1 - (I + s) / (U + s) with I = sum(P T), U = sum(P) + sum(T) - I; for a
+    1-channel head the foreground probability, for K channels the mean over classes."""
+
+    def overlap(self, intersection, predicted, true):
+        return (intersection + self.smooth) / (predicted + true - intersection + self.smooth)
 
 
 class FocalLoss(nn.Module):

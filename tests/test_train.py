@@ -98,3 +98,16 @@ def test_default_run_reaches_dice_090(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["test"]["test/dice"] >= 0.90
+
+
+@pytest.mark.slow
+def test_iou_and_dice_ce_losses_train_as_well_as_ce(train_run, tmp_path):
+    """The default model on default shapes: loss=iou and loss=dice_ce within 0.03 test dice of loss=ce."""
+    full = ["data.num_train=600", "data.num_val=150", "data.num_test=150", "data.image_size=64", "data.batch_size=16",
+            "model.base_width=16", "model.depth=4"]  # fmt: skip
+    dice = {
+        loss: train_run(f"loss={loss}", *full, run_dir=tmp_path / loss)[1]["test"]["test/dice"]
+        for loss in ("ce", "iou", "dice_ce")
+    }
+    assert abs(dice["iou"] - dice["ce"]) <= 0.03, dice
+    assert abs(dice["dice_ce"] - dice["ce"]) <= 0.03, dice
