@@ -172,14 +172,15 @@ class SegmentationDataModule(LightningDataModule):
         """Return one split ("train", "val" or "test") as arrays at training size."""
         raise NotImplementedError
 
+    def build_dataset(self, split: str, aug: Augmentation | None) -> SegmentationItems:
+        """The dataset of one split, from load_split's arrays, masks checked."""
+        arrays = self.load_split(split)
+        check_mask_values(arrays, self.num_classes, self.ignore_index, f"{type(self).__name__} {split} split")
+        return ArraySegmentationDataset(arrays, aug, self.n_aug, seed=self.seed, mean=self.mean, std=self.std)
+
     def _dataset(self, split: str) -> SegmentationItems:
         if split not in self.datasets:
-            arrays = self.load_split(split)
-            check_mask_values(arrays, self.num_classes, self.ignore_index, f"{type(self).__name__} {split} split")
-            aug = self.aug if split == "train" else None
-            self.datasets[split] = ArraySegmentationDataset(
-                arrays, aug, self.n_aug, seed=self.seed, mean=self.mean, std=self.std
-            )
+            self.datasets[split] = self.build_dataset(split, self.aug if split == "train" else None)
         return self.datasets[split]
 
     def setup(self, stage: str | None = None) -> None:

@@ -203,12 +203,10 @@ class FileSegmentationDataModule(SegmentationDataModule):
         """Images without masks and masks without images anywhere under root (for src.data.check)."""
         return []
 
-    def _dataset(self, split: str):
-        if self.cache or split in self.datasets:
-            return super()._dataset(split)
-        aug = self.aug if split == "train" else None
-        self.datasets[split] = DecodingDataset(self, self.list_split(split), aug, self.n_aug, self.seed)
-        return self.datasets[split]
+    def build_dataset(self, split: str, aug) -> SegmentationItems:
+        if self.cache:
+            return super().build_dataset(split, aug)
+        return DecodingDataset(self, self.list_split(split), aug, self.n_aug, self.seed)
 
 
 class DecodingDataset(SegmentationItems):
