@@ -218,7 +218,7 @@ def test_loss_halves_on_a_fixed_batch_within_50_steps(name):
     net = build(name, 2).train()
     params = [p for p in net.parameters() if p.requires_grad]
     if name.startswith("fcn"):
-        net.fc.apply(lambda m: m.eval() if isinstance(m, torch.nn.Dropout2d) else None)
+        net.dropout.eval()
         optimizer = torch.optim.SGD(params, lr=1e-2, momentum=0.9)
     else:
         optimizer = torch.optim.Adam(params, lr=1e-3)

@@ -78,9 +78,7 @@ class _FCN(SizePreserving):
         self.to_pool3, self.to_pool4, self.to_pool5 = features[:POOL3], features[POOL3:POOL4], features[POOL4:]
         self.fc6 = FullyConnectedConv(512, fc_channels, kernel_size=7, padding=3)
         self.fc7 = nn.Conv2d(fc_channels, fc_channels, kernel_size=1)
-        self.fc = nn.Sequential(
-            self.fc6, nn.ReLU(inplace=True), nn.Dropout2d(dropout), self.fc7, nn.ReLU(inplace=True), nn.Dropout2d(dropout)
-        )
+        self.dropout = nn.Dropout2d(dropout)
         if pretrained == "imagenet":
             if fc_channels != 4096:
                 raise ValueError("model.pretrained=imagenet needs model.fc_channels=4096 (VGG16's classifier width)")
@@ -95,6 +93,10 @@ class _FCN(SizePreserving):
 
     def build_decoder(self, num_classes: int) -> None:
         raise NotImplementedError
+
+    def fc(self, x: torch.Tensor) -> torch.Tensor:
+        """fc6 and fc7, each with ReLU and dropout."""
+        return self.dropout(F.relu(self.fc7(self.dropout(F.relu(self.fc6(x))))))
 
 
 class FCN32s(_FCN):
