@@ -1,6 +1,6 @@
 """Training-loader throughput for pets: the cached path against plain per-item decoding.
 
-    python bench/data_loading.py [--root PETS_FOLDER] [--size 256] [--workers 2] [--epochs 3] [--original-size]
+    python bench/data_loading.py [--root PETS_FOLDER] [--size 256] [--workers 2] [--epochs 5] [--original-size]
 
 Both paths use the same datamodule, aug=combine, batch size and workers; they differ only in
 data.cache (true: decode + resize once into memory-mapped arrays; false: decode + resize every
@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--original-size", action="store_true", help="measure on photos scaled to ~500x375")
     args = parser.parse_args()
     if not args.root.is_dir():

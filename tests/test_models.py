@@ -214,7 +214,7 @@ def test_loss_halves_on_a_fixed_batch_within_50_steps(name):
     size = 128 if name == "fcn32s" else 64
     data = ShapesDataModule(num_classes=2, class_names=["bg", "fg"], image_size=size, num_train=4, batch_size=4)
     data.setup("fit")
-    batch = next(iter(data.train_dataloader()))
+    batch = data.normalise_batch(next(iter(data.train_dataloader())))
     net = build(name, 2).train()
     params = [p for p in net.parameters() if p.requires_grad]
     if name.startswith("fcn"):

@@ -55,7 +55,12 @@ def test_multiclass_masks_use_one_class_per_shape_kind():
 def test_items_follow_the_contract():
     dm = make()
     dm.setup("fit")
-    batch = next(iter(dm.train_dataloader()))
+    item = dm.datasets["train"][0]
+    assert item["image"].dtype == torch.float32 and item["image"].shape == (3, 32, 32)
+    assert item["mask"].dtype == torch.int64 and item["mask"].shape == (32, 32)
+    encoded = next(iter(dm.train_dataloader()))  # loaders carry uint8; normalised after transfer
+    assert encoded["image"].dtype == torch.uint8 and encoded["mask"].dtype == torch.uint8
+    batch = dm.on_after_batch_transfer(encoded, 0)
     assert batch["image"].dtype == torch.float32 and batch["image"].shape == (8, 3, 32, 32)
     assert batch["mask"].dtype == torch.int64 and batch["mask"].shape == (8, 32, 32)
     assert len(batch["name"]) == 8 and batch["name"][0].startswith("shapes_train_")

@@ -10,6 +10,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
+from torch.utils.data import default_collate
 
 from src.data.palettes import colourise, voc_palette
 from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalise
@@ -60,11 +61,10 @@ class MaskImageLogger(Callback):
         if self._samples is None:
             dataset = trainer.val_dataloaders.dataset
             count = min(self.num_samples, len(dataset))
-            items = [dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, count)]
-            self._samples = {
-                "image": torch.stack([item["image"] for item in items]),
-                "mask": torch.stack([item["mask"] for item in items]),
-            }
+            batch = default_collate([dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, count)])
+            if trainer.datamodule is not None:  # loaders may carry encoded items (see src.data.base)
+                batch = trainer.datamodule.on_after_batch_transfer(batch, 0)
+            self._samples = {"image": batch["image"], "mask": batch["mask"]}
         return self._samples
 
     @rank_zero_only

@@ -3,6 +3,12 @@
 A datamodule subclass only says how to get each split as uint8 arrays already at training
 size (``load_split``); decoding and resizing happen once there, and every epoch reads the
 arrays and augments them.
+
+Dataset items follow the DESIGN contract (normalised float32 image, int64 mask). The loaders,
+though, carry uint8 images and masks from the workers (a quarter of the bytes to pass between
+processes and to the GPU, and no per-item float arithmetic); the datamodule's
+``on_after_batch_transfer`` normalises each batch on its device, so the task sees the contract.
+Code that iterates a loader outside Lightning calls ``datamodule.normalise_batch``.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from src.data.palettes import voc_palette
-from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augmentation, to_tensor
+from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augmentation, normalise
 
 SPLITS = ("train", "val", "test")
 
@@ -91,7 +97,8 @@ class SegmentationItems(Dataset):
         self.aug.reseed(seed)
         self._aug_seed = seed
 
-    def __getitem__(self, index: int) -> dict:
+    def encoded_item(self, index: int) -> dict:
+        """Item ``index`` before normalisation: uint8 image C x H x W, uint8 mask H x W."""
         n = len(self.names)
         base, copy = index % n, index // n
         image, mask = self.load(base)
@@ -103,10 +110,32 @@ class SegmentationItems(Dataset):
                 self._reseed(worker.seed % 2**32)
             image, mask = self.aug(image, mask, copy)
         return {
-            "image": to_tensor(image, self.mean, self.std),
-            "mask": torch.from_numpy(np.asarray(mask, dtype=np.int64)),
+            # np.ascontiguousarray copies, so a read-only memory-mapped array is never aliased.
+            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8)),
             "name": self.names[base],
         }
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.encoded_item(index)
+        return {
+            "image": normalise(item["image"], self.mean, self.std),
+            "mask": item["mask"].long(),
+            "name": item["name"],
+        }
+
+
+class EncodedItems(Dataset):
+    """A view of a dataset that yields its uint8 items (what the loaders pass between processes)."""
+
+    def __init__(self, items: SegmentationItems):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.items.encoded_item(index)
 
 
 class ArraySegmentationDataset(SegmentationItems):
@@ -190,13 +219,22 @@ class SegmentationDataModule(LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
-            self._dataset(split),
+            EncodedItems(self._dataset(split)),
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),
         )
+
+    def normalise_batch(self, batch: dict) -> dict:
+        """A loader's uint8 batch as the contract's float32 normalised images and int64 masks."""
+        if batch["image"].dtype == torch.uint8:
+            batch = {**batch, "image": normalise(batch["image"], self.mean, self.std), "mask": batch["mask"].long()}
+        return batch
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        return self.normalise_batch(batch)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

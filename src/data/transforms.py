@@ -8,7 +8,6 @@ never reaches the augmentation).
 
 from __future__ import annotations
 
-import functools
 import random
 from typing import Sequence
 
@@ -79,26 +78,19 @@ class CopyAugmentation(Augmentation):
             transform.set_random_seed(seed)
 
 
-@functools.lru_cache(maxsize=8)
-def _scale_shift(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x / 255 - mean) / std as x * scale - shift, per channel."""
-    mean_t, std_t = torch.tensor(mean)[:, None, None], torch.tensor(std)[:, None, None]
-    return 1.0 / (255.0 * std_t), mean_t / std_t
-
-
-def to_tensor(
-    image: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+def normalise(
+    image: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> torch.Tensor:
-    """uint8 H x W x C -> normalised float32 C x H x W."""
-    scale, shift = _scale_shift(tuple(mean), tuple(std))
-    # np.array copies the (cheap) uint8 CHW layout, so a read-only memory-mapped image is never aliased.
-    return torch.from_numpy(np.array(image.transpose(2, 0, 1))).float().mul_(scale).sub_(shift)
+    """uint8 [B x] C x H x W -> float32 (x / 255 - mean) / std, on the image's device."""
+    std_t = torch.tensor(std, dtype=torch.float32, device=image.device)[:, None, None]
+    mean_t = torch.tensor(mean, dtype=torch.float32, device=image.device)[:, None, None]
+    return image.float().mul_(1.0 / (255.0 * std_t)).sub_(mean_t / std_t)
 
 
 def denormalise(
     image: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> np.ndarray:
-    """Inverse of to_tensor: C x H x W float -> H x W x C uint8 (for pictures)."""
+    """Inverse of normalise: C x H x W float -> H x W x C uint8 (for pictures)."""
     mean_t = torch.tensor(mean, dtype=image.dtype, device=image.device)[:, None, None]
     std_t = torch.tensor(std, dtype=image.dtype, device=image.device)[:, None, None]
     pixels = (image * std_t + mean_t).clamp(0, 1).mul(255).round().byte()
