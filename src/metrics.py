@@ -15,7 +15,9 @@ import re
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics.segmentation import DiceScore
 
 
 def hard_predictions(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -28,6 +30,30 @@ def hard_predictions(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tens
 def confusion_matrix(num_classes: int, ignore_index: int = 255) -> MulticlassConfusionMatrix:
     """Rows are true classes, columns predicted; ignore_index pixels are not counted."""
     return MulticlassConfusionMatrix(num_classes, ignore_index=ignore_index, validate_args=False)
+
+
+class PerImageDice(DiceScore):
+    """Dice of each image, averaged over images (how the Oxford-IIIT Pet reports score).
+
+    Binary data: the foreground class's Dice per image; more classes: the mean over the classes
+    present in the image's truth or prediction. ignore_index pixels count nowhere; an image with
+    no class to score (binary: no foreground in truth or prediction) is left out of the mean.
+    Takes class ids (B x H x W), as the confusion matrix does.
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, **kwargs):
+        super().__init__(num_classes, include_background=num_classes > 2, average="macro",
+                         aggregation_level="samplewise", input_format="one-hot", **kwargs)  # fmt: skip
+        self.ignore_index = ignore_index
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        counted = target != self.ignore_index
+        super().update(self._one_hot(preds, counted), self._one_hot(target, counted))
+
+    def _one_hot(self, ids: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
+        """B x K x H x W uint8, all zeros at pixels that are not counted."""
+        ids = torch.where(counted, ids, 0)
+        return F.one_hot(ids, self.num_classes).permute(0, 3, 1, 2).to(torch.uint8) * counted[:, None]
 
 
 def metric_key(class_name: str) -> str:
@@ -60,3 +86,25 @@ def segmentation_scores(confusion: torch.Tensor, class_names: Sequence[str] | No
         scores[f"iou_{metric_key(name)}"] = iou[k]
         scores[f"dice_{metric_key(name)}"] = dice[k]
     return {key: value.float() for key, value in scores.items()}
+
+
+def per_class_table(confusion: torch.Tensor, class_names: Sequence[str]) -> list[dict]:
+    """One row per class: true and predicted pixels, IoU, Dice, precision and recall (NaN when 0/0)."""
+    confusion = confusion.double()
+    true_pos = confusion.diag()
+    truth, predicted = confusion.sum(dim=1), confusion.sum(dim=0)
+    iou = true_pos / (truth + predicted - true_pos)
+    dice = 2 * true_pos / (truth + predicted)
+    precision, recall = true_pos / predicted, true_pos / truth
+    return [
+        {
+            "class": name,
+            "true_pixels": int(truth[k]),
+            "predicted_pixels": int(predicted[k]),
+            "iou": float(iou[k]),
+            "dice": float(dice[k]),
+            "precision": float(precision[k]),
+            "recall": float(recall[k]),
+        }
+        for k, name in enumerate(class_names)
+    ]

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from src.metrics import confusion_matrix, hard_predictions, segmentation_scores
+from src.metrics import PerImageDice, confusion_matrix, hard_predictions, segmentation_scores
 
 
 def scores_for(preds, target, num_classes, names=None, ignore_index=255):
@@ -51,3 +51,32 @@ def test_threshold_moves_the_sigmoid_decision():
     logits = torch.tensor([[[[0.5]]]])  # sigmoid(0.5) = 0.62
     assert hard_predictions(logits, threshold=0.5).item() == 1
     assert hard_predictions(logits, threshold=0.7).item() == 0
+
+
+def test_per_image_dice_averages_images_and_skips_those_with_nothing_to_score():
+    target = torch.tensor([[[0, 0, 1, 1], [1, 1, 255, 255]], [[0, 0, 0, 0], [0, 0, 0, 0]], [[1, 1, 1, 1], [0, 0, 0, 0]]])
+    preds = torch.tensor([[[0, 1, 1, 1], [0, 1, 0, 1]], [[0, 0, 0, 0], [0, 0, 0, 0]], [[1, 1, 0, 0], [0, 0, 0, 0]]])
+    binary = PerImageDice(2)
+    binary.update(preds, target)
+    # Image 1: tp 3, fp 1, fn 1 (ignored pixels count nowhere) -> 6/8; image 2: no foreground
+    # anywhere, left out; image 3: tp 2 of 4 true, 2 predicted -> 4/6. Dataset-level Dice differs.
+    assert math.isclose(binary.compute(), (6 / 8 + 4 / 6) / 2, rel_tol=1e-6)
+    assert not math.isclose(scores_for(preds, target, 2)["dice"], binary.compute(), rel_tol=1e-3)
+    three = PerImageDice(3)  # class 2 absent everywhere; background counts for K > 2
+    three.update(preds, target)
+    image_1 = (2 * 1 / (2 + 2) + 6 / 8) / 2  # bg: tp 1 of 2 true, 2 predicted
+    image_2 = 1.0  # all background, all right; classes 1 and 2 absent, left out
+    image_3 = (2 * 4 / (4 + 6) + 4 / 6) / 2  # bg: tp 4 of 4 true, 6 predicted
+    assert math.isclose(three.compute(), (image_1 + image_2 + image_3) / 3, rel_tol=1e-6)
+
+
+def test_per_image_dice_is_the_same_for_sigmoid_and_softmax_predictions():
+    torch.manual_seed(1)
+    target = torch.randint(0, 2, (3, 8, 8))
+    logits = torch.randn(3, 1, 8, 8)
+    results = []
+    for head in (logits, torch.cat([-logits, logits], dim=1)):
+        metric = PerImageDice(2)
+        metric.update(hard_predictions(head), target)
+        results.append(metric.compute())
+    assert torch.equal(results[0], results[1])

@@ -1,10 +1,12 @@
 """The training entry point end to end, on tiny shapes."""
 
+import csv
 import json
 
 import pytest
 import torch
 from omegaconf import OmegaConf
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
@@ -19,14 +21,19 @@ def test_fast_run_writes_every_file_of_a_run(train_run):
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     assert (run_dir / "images" / "val_masks.png").is_file()
     assert 0.0 <= metrics["test"]["test/dice"] <= 1.0
-    assert {"test/loss", "test/miou", "test/acc", "test/iou_shape"} <= metrics["test"].keys()
+    assert {"test/loss", "test/miou", "test/acc", "test/iou_shape", "test/dice_per_image"} <= metrics["test"].keys()
+    with (run_dir / "images" / "per_class.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [row["class"] for row in rows] == ["background", "shape"]
+    assert float(rows[1]["iou"]) == pytest.approx(metrics["test"]["test/iou_shape"], abs=1e-4)
+    assert Image.open(run_dir / "images" / "confusion_matrix.png").size[0] > 100
     assert metrics["best_checkpoint"].endswith("best.ckpt") and metrics["epochs_completed"] == 1
 
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "tensors": 0})
     events.Reload()
     tags = events.Tags()
     assert {"train/loss_step", "val/loss", "val/dice", "val/miou"} <= set(tags["scalars"])
-    assert "val/masks" in tags["images"]
+    assert {"val/masks", "test/confusion_matrix"} <= set(tags["images"])
     image = events.Images("val/masks")[-1]
     assert image.width == 3 * 32 + 2 * 2  # image | truth | prediction, with separators
     hparams = plugin_data_pb2.HParamsPluginData.FromString(

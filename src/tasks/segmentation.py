@@ -8,7 +8,7 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
-from src.metrics import confusion_matrix, hard_predictions, segmentation_scores
+from src.metrics import PerImageDice, confusion_matrix, hard_predictions, segmentation_scores
 
 STAGES = ("train", "val", "test")
 
@@ -18,7 +18,11 @@ class SegmentationTask(LightningModule):
 
     K = 1 is a sigmoid head for binary data (``num_classes`` = 2), K = ``num_classes`` a
     softmax head. Metrics come from one confusion matrix per stage, logged once per epoch as
-    ``<stage>/<name>`` (train/loss, val/loss, val/dice, val/miou, val/iou_<class>, ...).
+    ``<stage>/<name>`` (train/loss, val/loss, val/dice, val/miou, val/iou_<class>, ...), and
+    ``val/dice_per_image`` and ``test/dice_per_image`` (Dice per image, averaged over images).
+
+    ``freeze`` names submodules of the net (e.g. ``[backbone]``) to keep fixed when fine-tuning:
+    their parameters get no gradient and their batch-norm statistics stay as loaded.
     """
 
     def __init__(
@@ -32,6 +36,7 @@ class SegmentationTask(LightningModule):
         ignore_index: int = 255,
         threshold: float = 0.5,
         scheduler_monitor: str = "val/loss",
+        freeze: Sequence[str] = (),
     ):
         super().__init__()
         if not 0 < threshold < 1:
@@ -49,7 +54,11 @@ class SegmentationTask(LightningModule):
         self.confusion = nn.ModuleDict(
             {f"{stage}_cm": confusion_matrix(num_classes, ignore_index) for stage in STAGES}
         )
+        # Per-image Dice for evaluation only: it keeps a number per image and costs a one-hot per batch.
+        self.dice_per_image = nn.ModuleDict({f"{stage}_dice": PerImageDice(num_classes, ignore_index) for stage in ("val", "test")})
+        self.frozen = freeze_submodules(net, freeze)
         self.test_scores: dict[str, float] = {}
+        self.test_confusion: torch.Tensor | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -77,7 +86,10 @@ class SegmentationTask(LightningModule):
         logits = self(images)
         self._check_head(logits)
         loss = self.loss(logits, masks)
-        self.confusion[f"{stage}_cm"].update(hard_predictions(logits.detach(), self.threshold), masks)
+        predictions = hard_predictions(logits.detach(), self.threshold)
+        self.confusion[f"{stage}_cm"].update(predictions, masks)
+        if stage != "train":
+            self.dice_per_image[f"{stage}_dice"].update(predictions, masks)
         self.log(
             f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=images.shape[0]
         )
@@ -92,10 +104,17 @@ class SegmentationTask(LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "test")
 
+    def on_train_epoch_start(self) -> None:
+        for module in self.frozen:
+            module.eval()  # batch norm in frozen parts keeps its loaded statistics
+
     def _log_scores(self, stage: str) -> dict[str, torch.Tensor]:
         metric = self.confusion[f"{stage}_cm"]
         scores = segmentation_scores(metric.compute(), self.class_names)
         metric.reset()
+        if stage != "train":
+            scores["dice_per_image"] = self.dice_per_image[f"{stage}_dice"].compute()
+            self.dice_per_image[f"{stage}_dice"].reset()
         self.log_dict({f"{stage}/{name}": value for name, value in scores.items() if name != "dice"})
         self.log(f"{stage}/dice", scores["dice"], prog_bar=True)
         return scores
@@ -107,6 +126,7 @@ class SegmentationTask(LightningModule):
         self._log_scores("val")
 
     def on_test_epoch_end(self) -> None:
+        self.test_confusion = self.confusion["test_cm"].compute().cpu()  # for the confusion report
         scores = self._log_scores("test")
         self.test_scores = {name: float(value) for name, value in scores.items()}
 
@@ -119,3 +139,16 @@ class SegmentationTask(LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": self.scheduler_monitor},
         }
+
+
+def freeze_submodules(net: nn.Module, names: Sequence[str]) -> list[nn.Module]:
+    """Turn off gradients of the named submodules of ``net``; return them."""
+    available = dict(net.named_modules())
+    modules = []
+    for name in names:
+        if name not in available:
+            children = [child for child, _ in net.named_children()]
+            raise ValueError(f"task.freeze: {type(net).__name__} has no submodule {name!r}; its parts are {children}")
+        available[name].requires_grad_(False)
+        modules.append(available[name])
+    return modules
