@@ -244,8 +244,13 @@ def test_fast_training_run_on_each_dataset(name, train_run, tmp_path):
 def test_colourisation_nets_train_on_cifar_colour(model, train_run, tmp_path):
     root = make_cifar(tmp_path / "cifar-10-batches-py")
     run_dir, metrics = train_run(f"model={model}", "data=cifar_colour", f"data.root={root}", "data.num_classes=8", "debug=fast")
-    assert "test/acc" in metrics["test"]
-    assert (run_dir / "images" / "val_masks.png").is_file()
+    # data=cifar_colour selects the colourisation task: pixel accuracy is the score and the monitor.
+    assert metrics["monitor"] == "val/acc" and {"test/loss", "test/acc"} == set(metrics["test"])
+    grid = np.asarray(Image.open(run_dir / "images" / "val_masks.png").convert("RGB")).astype(int)
+    grey_input = grid[:32, :32]
+    assert (grey_input[..., 0] == grey_input[..., 1]).all() and (grey_input[..., 1] == grey_input[..., 2]).all()
+    true_colours = grid[:32, 34:66]
+    assert (true_colours.max(axis=2) - true_colours.min(axis=2)).max() > 0  # in colour, not grey
 
 
 def test_data_check_passes_on_a_good_folder_and_fails_naming_the_bad_file(tmp_path):

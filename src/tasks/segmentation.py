@@ -86,14 +86,16 @@ class SegmentationTask(LightningModule):
         logits = self(images)
         self._check_head(logits)
         loss = self.loss(logits, masks)
-        predictions = hard_predictions(logits.detach(), self.threshold)
-        self.confusion[f"{stage}_cm"].update(predictions, masks)
-        if stage != "train":
-            self.dice_per_image[f"{stage}_dice"].update(predictions, masks)
+        self._update_metrics(hard_predictions(logits.detach(), self.threshold), masks, stage)
         self.log(
             f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=images.shape[0]
         )
         return loss
+
+    def _update_metrics(self, predictions: torch.Tensor, masks: torch.Tensor, stage: str) -> None:
+        self.confusion[f"{stage}_cm"].update(predictions, masks)
+        if stage != "train":
+            self.dice_per_image[f"{stage}_dice"].update(predictions, masks)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
