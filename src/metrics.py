@@ -89,7 +89,8 @@ def segmentation_scores(confusion: torch.Tensor, class_names: Sequence[str] | No
 
 
 def per_class_table(confusion: torch.Tensor, class_names: Sequence[str]) -> list[dict]:
-    """One row per class: true and predicted pixels, IoU, Dice, precision and recall (NaN when 0/0)."""
+    """One row per class: true and predicted counts (pixels, or images for a classifier), IoU, Dice,
+    precision and recall (NaN when 0/0)."""
     confusion = confusion.double()
     true_pos = confusion.diag()
     truth, predicted = confusion.sum(dim=1), confusion.sum(dim=0)
@@ -99,8 +100,8 @@ def per_class_table(confusion: torch.Tensor, class_names: Sequence[str]) -> list
     return [
         {
             "class": name,
-            "true_pixels": int(truth[k]),
-            "predicted_pixels": int(predicted[k]),
+            "true": int(truth[k]),
+            "predicted": int(predicted[k]),
             "iou": float(iou[k]),
             "dice": float(dice[k]),
             "precision": float(precision[k]),

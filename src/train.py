@@ -19,6 +19,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.utils.checkpoint import ConfigInCheckpoint
 from src.utils.instantiate import build_task, instantiate_group
 from src.utils.run import flatten, report_run_dir, write_json, write_resolved_config
@@ -104,7 +105,7 @@ def train(cfg: DictConfig) -> float | None:
     if best_score is not None:
         log(f"Best {cfg.monitor}: {best_score:.4f}" + (f"  ({best_path})" if best_path else ""))
     if test_metrics:
-        log("Test: " + "  ".join(f"{k}={test_metrics[k]:.4f}" for k in ("test/dice", "test/miou", "test/acc") if k in test_metrics))
+        log("Test: " + "  ".join(f"{k}={test_metrics[k]:.4f}" for k in ("test/dice", "test/dice_per_image", "test/miou", "test/acc", "test/top5") if k in test_metrics))
     log(f"Curves and masks: tensorboard --logdir {run_dir.parent if run_dir.name.isdigit() else run_dir}")
     return best_score
 

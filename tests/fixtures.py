@@ -115,3 +115,29 @@ def make_cifar(root: Path, per_batch: int = 20, seed: int = 0) -> Path:
         with open(root / batch, "wb") as file:
             pickle.dump(content, file)
     return root
+
+
+def make_image_folder(root: Path, classes=("circle", "square", "stripes"), per_class: int = 10, size=(40, 36),
+                      flat: bool = False, seed: int = 0) -> Path:  # fmt: skip
+    """A classification folder whose classes are told apart by a drawn pattern: one sub-folder
+    per class (torchvision's ImageFolder layout), or flat <class>_<index>.png files."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    yy, xx = np.mgrid[:height, :width]
+    patterns = {
+        "circle": (yy - height / 2) ** 2 + (xx - width / 2) ** 2 < (min(size) / 3) ** 2,
+        "square": (abs(yy - height / 2) < height / 4) & (abs(xx - width / 2) < width / 4),
+        "stripes": (xx // 4) % 2 == 0,
+    }
+    for name in classes:
+        folder = root if flat else root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            pixels = rng.integers(0, 60, (height, width, 3))
+            pixels[patterns[name]] += 150
+            path = folder / (f"{name}_{index:04d}.png" if flat else f"{index:04d}.png")
+            picture = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
+            if index == 1:
+                picture = picture.convert("L")  # a grey one, read as RGB
+            picture.save(path)
+    return root

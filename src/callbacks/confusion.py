@@ -29,7 +29,7 @@ def confusion_figure(confusion: torch.Tensor, class_names: list[str]) -> Figure:
     figure = Figure(figsize=(size, size * 0.85), layout="constrained")  # no pyplot: no global state, no display needed
     axes = figure.subplots()
     image = axes.imshow(np.nan_to_num(rates), cmap="Blues", vmin=0, vmax=1)
-    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of the true class's pixels")
+    figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of the true class")
     axes.set_xticks(range(k), class_names, rotation=90 if k > 6 else 0)
     axes.set_yticks(range(k), class_names)
     axes.set_xlabel("predicted")
@@ -46,11 +46,11 @@ def confusion_figure(confusion: torch.Tensor, class_names: list[str]) -> Figure:
 
 def print_per_class_table(rows: list[dict], console: Console | None = None) -> None:
     table = Table(title="test split, per class")
-    for column in ("class", "true px", "pred px", "IoU", "Dice", "precision", "recall"):
+    for column in ("class", "true", "predicted", "IoU", "Dice", "precision", "recall"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in rows:
         numbers = [f"{row[key]:.4f}" if row[key] == row[key] else "-" for key in ("iou", "dice", "precision", "recall")]
-        table.add_row(row["class"], str(row["true_pixels"]), str(row["predicted_pixels"]), *numbers)
+        table.add_row(row["class"], str(row["true"]), str(row["predicted"]), *numbers)
     (console or Console()).print(table)
 
 

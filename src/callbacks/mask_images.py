@@ -69,8 +69,8 @@ class MaskImageLogger(Callback):
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking or self.num_samples <= 0:
-            return
+        if trainer.sanity_checking or self.num_samples <= 0 or not hasattr(pl_module, "predict_masks"):
+            return  # (a classification task has no masks to draw)
         samples = self._fixed_samples(trainer)
         predictions = pl_module.predict_masks(samples["image"].to(pl_module.device))
         datamodule = trainer.datamodule

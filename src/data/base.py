@@ -14,7 +14,7 @@ Code that iterates a loader outside Lightning calls ``datamodule.normalise_batch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -62,9 +62,9 @@ def check_mask_values(split: SplitArrays, num_classes: int, ignore_index: int, w
             )
 
 
-class SegmentationItems(Dataset):
-    """Items of the DESIGN contract, optionally with augmented copies; subclasses say how to
-    ``load`` the uint8 image and mask of one base item.
+class AugmentedItems(Dataset):
+    """Items built from a uint8 image and a target (a mask, or a class label), optionally with
+    augmented copies; subclasses say how to ``load`` one base item and how to ``encode_target``.
 
     With an augmentation and n_aug > 0 the dataset is the original followed by n_aug
     augmented copies ((1 + n_aug) x N items); with n_aug = 0 every item is augmented on the fly.
@@ -90,7 +90,11 @@ class SegmentationItems(Dataset):
     def __len__(self) -> int:
         return len(self.names) * (1 + self.n_aug)
 
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def load(self, index: int) -> tuple[np.ndarray, Any]:
+        """uint8 image H x W x C and its target (a uint8 mask H x W, or an int label)."""
+        raise NotImplementedError
+
+    def encode_target(self, target: Any) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def _reseed(self, seed: int) -> None:
@@ -98,37 +102,51 @@ class SegmentationItems(Dataset):
         self._aug_seed = seed
 
     def encoded_item(self, index: int) -> dict:
-        """Item ``index`` before normalisation: uint8 image C x H x W, uint8 mask H x W."""
+        """Item ``index`` before normalisation: uint8 image C x H x W and the encoded target."""
         n = len(self.names)
         base, copy = index % n, index // n
-        image, mask = self.load(base)
+        image, target = self.load(base)
         if self.aug is not None and (copy > 0 or self.n_aug == 0):
             worker = get_worker_info()
             # Each worker holds a copy of the augmentation's random state: give each its own seed
             # (Lightning's seed_everything makes worker seeds differ per worker and per epoch).
             if worker is not None and self._aug_seed != worker.seed % 2**32:
                 self._reseed(worker.seed % 2**32)
+            mask = target if isinstance(target, np.ndarray) else None
             image, mask = self.aug(image, mask, copy)
+            target = target if mask is None else mask
         return {
             # np.ascontiguousarray copies, so a read-only memory-mapped array is never aliased.
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
-            "mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8)),
+            **self.encode_target(target),
             "name": self.names[base],
         }
 
     def __getitem__(self, index: int) -> dict:
-        item = self.encoded_item(index)
-        return {
-            "image": normalise(item["image"], self.mean, self.std),
-            "mask": item["mask"].long(),
-            "name": item["name"],
-        }
+        return normalise_item(self.encoded_item(index), self.mean, self.std)
+
+
+class SegmentationItems(AugmentedItems):
+    """Items of the DESIGN contract: image, mask of class ids, name."""
+
+    def encode_target(self, mask: np.ndarray) -> dict[str, torch.Tensor]:
+        return {"mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))}
+
+
+def normalise_item(batch: dict, mean: Sequence[float], std: Sequence[float]) -> dict:
+    """An encoded item or batch (uint8 image, uint8 mask) as float32 normalised image, int64 mask."""
+    if batch["image"].dtype != torch.uint8:
+        return batch
+    batch = {**batch, "image": normalise(batch["image"], mean, std)}
+    if "mask" in batch:
+        batch["mask"] = batch["mask"].long()
+    return batch
 
 
 class EncodedItems(Dataset):
     """A view of a dataset that yields its uint8 items (what the loaders pass between processes)."""
 
-    def __init__(self, items: SegmentationItems):
+    def __init__(self, items: AugmentedItems):
         self.items = items
 
     def __len__(self) -> int:
@@ -190,7 +208,7 @@ class SegmentationDataModule(LightningDataModule):
         self.seed = seed
         self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
         self._palette = voc_palette(max(num_classes, 2))
-        self.datasets: dict[str, SegmentationItems] = {}
+        self.datasets: dict[str, AugmentedItems] = {}
 
     @property
     def palette(self) -> np.ndarray:
@@ -229,9 +247,7 @@ class SegmentationDataModule(LightningDataModule):
 
     def normalise_batch(self, batch: dict) -> dict:
         """A loader's uint8 batch as the contract's float32 normalised images and int64 masks."""
-        if batch["image"].dtype == torch.uint8:
-            batch = {**batch, "image": normalise(batch["image"], self.mean, self.std), "mask": batch["mask"].long()}
-        return batch
+        return normalise_item(batch, self.mean, self.std)
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         return self.normalise_batch(batch)

@@ -23,6 +23,7 @@ from rich.table import Table
 from src.data.base import SPLITS, SegmentationDataModule, invalid_mask_values
 from src.data.files import DatasetError, FileSegmentationDataModule, resize_pair
 from src.data.palettes import overlay
+import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.utils.run import write_json
 
 GRID_CELL = 128

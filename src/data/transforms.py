@@ -1,6 +1,7 @@
 """Augmentation variants (conf/aug/) and the normalisation every item goes through.
 
-An augmentation is called as ``aug(image, mask, copy)`` on uint8 H x W x C / H x W arrays.
+An augmentation is called as ``aug(image, mask, copy)`` on uint8 H x W x C / H x W arrays
+(mask None for classification: the image alone is transformed).
 ``copy`` is 0 when the training set is augmented on the fly (data.n_aug=0), or 1..n_aug for
 the n-th augmented copy of the data (copy 0 of an n_aug > 0 dataset is the original and
 never reaches the augmentation).
@@ -18,6 +19,14 @@ import torch
 # ImageNet statistics, so that ImageNet-pretrained encoders see what they were trained on.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def apply(transform: A.BasicTransform, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """An albumentations transform on an image and its mask together, or on the image alone."""
+    if mask is None:
+        return transform(image=image)["image"], None
+    out = transform(image=image, mask=mask)
+    return out["image"], out["mask"]
 
 
 class Augmentation:
@@ -46,8 +55,7 @@ class RandomAugmentation(Augmentation):
         self.transform = transform
 
     def __call__(self, image, mask, copy):
-        out = self.transform(image=image, mask=mask)
-        return out["image"], out["mask"]
+        return apply(self.transform, image, mask)
 
     def reseed(self, seed):
         self.transform.set_random_seed(seed)
@@ -69,8 +77,7 @@ class CopyAugmentation(Augmentation):
             transform = self.transforms[choice]
         else:
             transform = self.transforms[copy - 1]
-        out = transform(image=image, mask=mask)
-        return out["image"], out["mask"]
+        return apply(transform, image, mask)
 
     def reseed(self, seed):
         self.rng.seed(seed)

@@ -46,5 +46,9 @@ class ResNet50Classifier(nn.Module):
         x = r.layer4(r.layer3(r.layer2(r.layer1(x))))
         return torch.flatten(r.avgpool(x), 1)
 
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from penultimate features."""
+        return self.resnet.fc(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.resnet.fc(self.features(x))
+        return self.classify(self.features(x))

@@ -17,6 +17,8 @@ from rich.table import Table
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
+
 
 @dataclass
 class LayerRow:

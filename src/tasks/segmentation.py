@@ -5,24 +5,21 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import torch
-from lightning.pytorch import LightningModule
 from torch import nn
 
 from src.metrics import PerImageDice, confusion_matrix, hard_predictions, segmentation_scores
+from src.tasks.base import Task
 
 STAGES = ("train", "val", "test")
 
 
-class SegmentationTask(LightningModule):
+class SegmentationTask(Task):
     """Trains any net mapping B x C x H x W to logits B x K x H x W.
 
     K = 1 is a sigmoid head for binary data (``num_classes`` = 2), K = ``num_classes`` a
     softmax head. Metrics come from one confusion matrix per stage, logged once per epoch as
     ``<stage>/<name>`` (train/loss, val/loss, val/dice, val/miou, val/iou_<class>, ...), and
     ``val/dice_per_image`` and ``test/dice_per_image`` (Dice per image, averaged over images).
-
-    ``freeze`` names submodules of the net (e.g. ``[backbone]``) to keep fixed when fine-tuning:
-    their parameters get no gradient and their batch-norm statistics stay as loaded.
     """
 
     def __init__(
@@ -38,30 +35,19 @@ class SegmentationTask(LightningModule):
         scheduler_monitor: str = "val/loss",
         freeze: Sequence[str] = (),
     ):
-        super().__init__()
+        super().__init__(net, loss, optimizer, scheduler, scheduler_monitor, freeze, num_classes, class_names)
         if not 0 < threshold < 1:
             raise ValueError(f"task.threshold must be in (0, 1), got {threshold}")
-        self.net = net
-        self.loss = loss
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
-        self.num_classes = num_classes
-        self.class_names = list(class_names) if class_names is not None else [str(k) for k in range(num_classes)]
         self.ignore_index = ignore_index
         self.threshold = threshold
-        self.scheduler_monitor = scheduler_monitor
         # "train" is taken by nn.Module.train, hence the suffix.
         self.confusion = nn.ModuleDict(
             {f"{stage}_cm": confusion_matrix(num_classes, ignore_index) for stage in STAGES}
         )
         # Per-image Dice for evaluation only: it keeps a number per image and costs a one-hot per batch.
         self.dice_per_image = nn.ModuleDict({f"{stage}_dice": PerImageDice(num_classes, ignore_index) for stage in ("val", "test")})
-        self.frozen = freeze_submodules(net, freeze)
         self.test_scores: dict[str, float] = {}
         self.test_confusion: torch.Tensor | None = None
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.net(images)
 
     @torch.no_grad()
     def predict_masks(self, images: torch.Tensor) -> torch.Tensor:
@@ -106,10 +92,6 @@ class SegmentationTask(LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "test")
 
-    def on_train_epoch_start(self) -> None:
-        for module in self.frozen:
-            module.eval()  # batch norm in frozen parts keeps its loaded statistics
-
     def _log_scores(self, stage: str) -> dict[str, torch.Tensor]:
         metric = self.confusion[f"{stage}_cm"]
         scores = segmentation_scores(metric.compute(), self.class_names)
@@ -131,26 +113,3 @@ class SegmentationTask(LightningModule):
         self.test_confusion = self.confusion["test_cm"].compute().cpu()  # for the confusion report
         scores = self._log_scores("test")
         self.test_scores = {name: float(value) for name, value in scores.items()}
-
-    def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
-        if self.scheduler_factory is None:
-            return optimizer
-        scheduler = self.scheduler_factory(optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": self.scheduler_monitor},
-        }
-
-
-def freeze_submodules(net: nn.Module, names: Sequence[str]) -> list[nn.Module]:
-    """Turn off gradients of the named submodules of ``net``; return them."""
-    available = dict(net.named_modules())
-    modules = []
-    for name in names:
-        if name not in available:
-            children = [child for child, _ in net.named_children()]
-            raise ValueError(f"task.freeze: {type(net).__name__} has no submodule {name!r}; its parts are {children}")
-        available[name].requires_grad_(False)
-        modules.append(available[name])
-    return modules

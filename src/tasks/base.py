@@ -1,0 +1,74 @@
+"""What every task shares: a net, a loss, optimizer and scheduler factories, and freezing."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+
+
+def freeze_submodules(net: nn.Module, names: Sequence[str]) -> list[nn.Module]:
+    """Turn off gradients of the named submodules of ``net``; return them."""
+    available = dict(net.named_modules())
+    modules = []
+    for name in names:
+        if name not in available:
+            children = [child for child, _ in net.named_children()]
+            raise ValueError(f"task.freeze: {type(net).__name__} has no submodule {name!r}; its parts are {children}")
+        available[name].requires_grad_(False)
+        modules.append(available[name])
+    return modules
+
+
+class Task(LightningModule):
+    """A net trained with a loss over ``num_classes`` classes; ``freeze`` names submodules of the
+    net (e.g. ``[backbone]``) to keep fixed when fine-tuning: no gradients, and batch norm keeps
+    its loaded statistics. Without ``class_names`` the task takes the datamodule's (for data that
+    finds its classes on disk), else ``"0"``, ``"1"``, ...
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_monitor: str = "val/loss",
+        freeze: Sequence[str] = (),
+        num_classes: int = 2,
+        class_names: Sequence[str] | None = None,
+    ):
+        super().__init__()
+        self.num_classes = num_classes
+        self._names_given = class_names is not None
+        self.class_names = list(class_names) if class_names is not None else [str(k) for k in range(num_classes)]
+        self.net = net
+        self.loss = loss
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_monitor = scheduler_monitor
+        self.frozen = freeze_submodules(net, freeze)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(images)
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if not self._names_given and datamodule is not None and hasattr(datamodule, "class_names"):
+            self.class_names = list(datamodule.class_names)
+
+    def on_train_epoch_start(self) -> None:
+        for module in self.frozen:
+            module.eval()  # batch norm in frozen parts keeps its loaded statistics
+
+    def configure_optimizers(self) -> Any:
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": self.scheduler_monitor},
+        }
