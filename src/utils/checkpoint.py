@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
+import torch
+import yaml
 from lightning.pytorch import Callback
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_KEY = "seglab_config"
 
@@ -17,3 +21,33 @@ class ConfigInCheckpoint(Callback):
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint[CONFIG_KEY] = self.config
+
+
+def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """The resolved config stored in a checkpoint by src.train, with ``key=value`` overrides applied.
+
+    Loads with weights_only=True (plain data only) and memory-mapped, so no code runs and the
+    weights are not read. An override must name a key the config has (e.g. ``data.root=...``).
+    """
+    path = Path(ckpt_path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # pickle refusals and corrupt files alike
+        raise ValueError(f"ckpt_path={ckpt_path}: not a loadable checkpoint ({type(error).__name__}: {error})") from None
+    if CONFIG_KEY not in state:
+        raise ValueError(f"ckpt_path={ckpt_path}: holds no '{CONFIG_KEY}'; only checkpoints written by src.train carry their config")
+    cfg = OmegaConf.create(state[CONFIG_KEY])
+    OmegaConf.set_struct(cfg, True)
+    for override in overrides:
+        key, separator, value = override.partition("=")
+        if not separator:
+            raise ValueError(f"{override!r}: overrides are key=value, e.g. data.root=/data/pets")
+        if OmegaConf.select(cfg, key.lstrip("+"), default=_MISSING) is _MISSING and not key.startswith("+"):
+            raise KeyError(f"{key}: not a key of the checkpoint's config (prefix with + to add one)")
+        OmegaConf.update(cfg, key.lstrip("+"), yaml.safe_load(value) if value else None, force_add=True)
+    return cfg
+
+
+_MISSING = object()

@@ -1,0 +1,95 @@
+"""Evaluate a checkpoint on the test split of the data it was trained on.
+
+    python -m src.eval ckpt_path=outputs/.../checkpoints/best.ckpt [key=value ...] [output_dir=DIR]
+
+The checkpoint carries its run's resolved config, so nothing else is needed; any key of it may
+be overridden (e.g. data.root=/elsewhere/pets, data.batch_size=8). Prints the test metrics and
+the per-class table and writes config.yaml, metrics.json, images/test_masks.png and the
+confusion matrix into its own run directory (default outputs/eval/<date>/<time>).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import numpy as np
+from lightning.pytorch.callbacks import RichProgressBar
+from omegaconf import DictConfig, open_dict
+from PIL import Image
+from torch.utils.data import default_collate
+
+import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
+from src.callbacks.confusion import ConfusionMatrixReport
+from src.callbacks.embedding import EmbeddingPlot
+from src.callbacks.mask_images import mask_grid
+from src.utils.checkpoint import read_run_config
+from src.utils.instantiate import build_task
+from src.utils.run import write_json, write_resolved_config
+
+
+def evaluation_config(ckpt_path: str, overrides: list[str], output_dir: str | None = None) -> DictConfig:
+    cfg = read_run_config(ckpt_path, overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = output_dir or time.strftime("outputs/eval/%Y-%m-%d/%H-%M-%S")
+        cfg.ckpt_path = str(ckpt_path)
+        if "pretrained" in cfg.model:
+            cfg.model.pretrained = None  # the checkpoint's weights replace any starting weights
+    return cfg
+
+
+def write_test_masks(task, datamodule, path: Path, count: int = 8) -> None:
+    """image | truth | prediction for evenly spaced test images (segmentation tasks only)."""
+    dataset = datamodule.datasets["test"]
+    picks = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).astype(int)
+    batch = default_collate([dataset[int(i)] for i in picks])
+    predictions = task.predict_masks(batch["image"].to(task.device))
+    grid = mask_grid(batch["image"], batch["mask"], predictions, datamodule.palette, datamodule.ignore_index,
+                     datamodule.mean, datamodule.std)  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(path)
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    started = time.perf_counter()
+    run_dir = Path(cfg.paths.output_dir)
+    write_resolved_config(cfg, run_dir)
+    L.seed_everything(cfg.seed, workers=True)  # the same splits and order as the training run's test
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    task = build_task(cfg)
+    images = str(run_dir / "images")
+    # The training run's trainer settings (precision, devices, limit_test_batches), minus fitting's.
+    trainer_cfg = {key: value for key, value in cfg.trainer.items() if not key.startswith(("limit_train", "limit_val", "max_"))}
+    callbacks = [ConfusionMatrixReport(images), EmbeddingPlot(images)]
+    if trainer_cfg.get("enable_progress_bar", True):
+        callbacks.append(RichProgressBar())
+    trainer = hydra.utils.instantiate(
+        trainer_cfg,
+        callbacks=callbacks,
+        logger=False,
+        enable_checkpointing=False,
+    )
+    trainer.test(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    test_metrics = {name: float(value) for name, value in sorted(trainer.callback_metrics.items())}
+    if hasattr(task, "predict_masks"):
+        write_test_masks(task, datamodule, run_dir / "images" / "test_masks.png")
+    summary = {"checkpoint": str(cfg.ckpt_path), "wall_time_s": round(time.perf_counter() - started, 2), "test": test_metrics}
+    write_json(run_dir / "metrics.json", summary)
+    print(f"\nRun directory: {run_dir}")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = sys.argv[1:] if argv is None else argv
+    settings = dict(arg.split("=", 1) for arg in args if arg.split("=", 1)[0] in ("ckpt_path", "output_dir"))
+    if "ckpt_path" not in settings:
+        sys.exit("usage: python -m src.eval ckpt_path=PATH [key=value ...] [output_dir=DIR]")
+    overrides = [arg for arg in args if arg.split("=", 1)[0] not in ("ckpt_path", "output_dir")]
+    return evaluate(evaluation_config(settings["ckpt_path"], overrides, settings.get("output_dir")))
+
+
+if __name__ == "__main__":
+    main()
