@@ -22,7 +22,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from src.data.palettes import voc_palette
-from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augmentation, normalise
+from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augmentation, normalisation_stats, normalise
 
 SPLITS = ("train", "val", "test")
 
@@ -206,7 +206,7 @@ class SegmentationDataModule(LightningDataModule):
         self.aug = aug
         self.n_aug = n_aug
         self.seed = seed
-        self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
+        self.mean, self.std = normalisation_stats(in_channels)
         self._palette = voc_palette(max(num_classes, 2))
         self.datasets: dict[str, AugmentedItems] = {}
 

@@ -22,7 +22,6 @@ from src.data.download import download_with_hint
 from src.data.files import DatasetError, atomic_folder, load_cached, require_dir, seeded_split
 
 TRAIN_BATCHES = [f"data_batch_{k}" for k in range(1, 6)]
-GREY_MEAN, GREY_STD = (0.449,), (0.226,)  # ImageNet's mean/std averaged over RGB
 
 
 def read_batch(path: Path) -> dict:
@@ -78,7 +77,6 @@ class CifarColourDataModule(SegmentationDataModule):
         self.palette_pixels = palette_pixels
         self.download = download
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else self.root / ".seglab_cache"
-        self.mean, self.std = GREY_MEAN, GREY_STD
         self.class_names = [f"colour_{k}" for k in range(self.num_classes)]
         self._kmeans_palette: np.ndarray | None = None
 

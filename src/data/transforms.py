@@ -19,6 +19,12 @@ import torch
 # ImageNet statistics, so that ImageNet-pretrained encoders see what they were trained on.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+GREY_MEAN, GREY_STD = (0.449,), (0.226,)  # ImageNet's mean/std averaged over RGB
+
+
+def normalisation_stats(in_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) images of ``in_channels`` channels are normalised with."""
+    return (GREY_MEAN, GREY_STD) if in_channels == 1 else (IMAGENET_MEAN, IMAGENET_STD)
 
 
 def apply(transform: A.BasicTransform, image: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
