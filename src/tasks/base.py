@@ -54,6 +54,29 @@ class Task(LightningModule):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
+    def _step(self, batch: dict, stage: str) -> torch.Tensor:
+        """Loss of one batch of ``stage`` ("train", "val", "test"), metrics updated."""
+        raise NotImplementedError
+
+    def _log_scores(self, stage: str) -> dict[str, torch.Tensor]:
+        """Log the epoch's scores of ``stage`` and reset its metrics."""
+        raise NotImplementedError
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_scores("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_scores("val")
+
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if not self._names_given and datamodule is not None and hasattr(datamodule, "class_names"):

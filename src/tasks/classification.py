@@ -61,15 +61,6 @@ class ClassificationTask(Task):
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=images.shape[0])
         return loss
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, "test")
-
     def _log_scores(self, stage: str) -> dict[str, torch.Tensor]:
         scores = {"acc": self.accuracy[f"{stage}_acc"].compute(), "top5": self.top5[f"{stage}_top5"].compute()}
         self.accuracy[f"{stage}_acc"].reset()
@@ -77,12 +68,6 @@ class ClassificationTask(Task):
         self.log(f"{stage}/acc", scores["acc"], prog_bar=True)
         self.log(f"{stage}/top5", scores["top5"])
         return scores
-
-    def on_train_epoch_end(self) -> None:
-        self._log_scores("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_scores("val")
 
     def on_test_epoch_start(self) -> None:
         self._features, self._labels = [], []

@@ -83,15 +83,6 @@ class SegmentationTask(Task):
         if stage != "train":
             self.dice_per_image[f"{stage}_dice"].update(predictions, masks)
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
-
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, "val")
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._step(batch, "test")
-
     def _log_scores(self, stage: str) -> dict[str, torch.Tensor]:
         metric = self.confusion[f"{stage}_cm"]
         scores = segmentation_scores(metric.compute(), self.class_names)
@@ -102,12 +93,6 @@ class SegmentationTask(Task):
         self.log_dict({f"{stage}/{name}": value for name, value in scores.items() if name != "dice"})
         self.log(f"{stage}/dice", scores["dice"], prog_bar=True)
         return scores
-
-    def on_train_epoch_end(self) -> None:
-        self._log_scores("train")
-
-    def on_validation_epoch_end(self) -> None:
-        self._log_scores("val")
 
     def on_test_epoch_end(self) -> None:
         self.test_confusion = self.confusion["test_cm"].compute().cpu()  # for the confusion report
