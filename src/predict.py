@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -22,7 +21,7 @@ from PIL import Image
 from rich.progress import track
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
-from src.data.files import DatasetError, read_image
+from src.data.files import DatasetError, read_image, resize_image
 from src.data.image_folder import IMAGE_SUFFIXES
 from src.data.palettes import overlay, voc_palette
 from src.data.transforms import normalisation_stats, normalise
@@ -84,8 +83,8 @@ def predict(ckpt_path: str, source: Path, out: Path, batch_size: int = 8) -> dic
                 failed.append(str(path))
         if not images:
             continue
-        resized = [cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, channels) for image in images]
-        batch = normalise(torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).to(device), mean, std)
+        resized = np.stack([resize_image(image, size) for image in images])
+        batch = normalise(torch.from_numpy(resized).permute(0, 3, 1, 2).to(device), mean, std)
         logits = task(batch)
         for image, path, one in zip(images, names, logits):
             # Resize the logits, not the hard mask, so class borders are smooth at the original size.

@@ -66,12 +66,15 @@ def read_raw_mask(path: Path) -> np.ndarray:
         raise DatasetError(f"{path}: unreadable mask ({error}); re-export or remove the file") from None
 
 
+def resize_image(image: np.ndarray, size: int) -> np.ndarray:
+    """Squash an H x W x C uint8 image to size x size x C (area interpolation)."""
+    resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    return resized[..., None] if resized.ndim == 2 else resized  # OpenCV drops a single channel axis
+
+
 def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Squash to size x size: area interpolation for the image, nearest for the class ids."""
-    image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    if image.ndim == 2:
-        image = image[..., None]
-    return image, cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+    return resize_image(image, size), cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
 
 
 def seeded_split(names: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:

@@ -14,12 +14,11 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from src.data.base import AugmentedItems, SegmentationDataModule
-from src.data.files import DatasetError, read_image, require_dir, seeded_split
+from src.data.files import DatasetError, read_image, require_dir, resize_image, seeded_split
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -97,9 +96,7 @@ class ImageFolderDataModule(SegmentationDataModule):
         return files
 
     def _read(self, path: Path) -> np.ndarray:
-        image = read_image(path, "L" if self.in_channels == 1 else "RGB")
-        image = cv2.resize(image, (self.image_size, self.image_size), interpolation=cv2.INTER_AREA)
-        return image[..., None] if image.ndim == 2 else image
+        return resize_image(read_image(path, "L" if self.in_channels == 1 else "RGB"), self.image_size)
 
     def build_dataset(self, split: str, aug) -> LabelledImages:
         files = self.split_files(split)
