@@ -36,8 +36,6 @@ def evaluation_config(ckpt_path: str, overrides: list[str], output_dir: str | No
     with open_dict(cfg):
         cfg.paths.output_dir = output_dir or time.strftime("outputs/eval/%Y-%m-%d/%H-%M-%S")
         cfg.ckpt_path = str(ckpt_path)
-        if "pretrained" in cfg.model:
-            cfg.model.pretrained = None  # the checkpoint's weights replace any starting weights
     return cfg
 
 

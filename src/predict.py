@@ -41,8 +41,6 @@ def image_files(source: Path) -> list[Path]:
 def load_task(ckpt_path: str):
     """The checkpoint's task and net, weights loaded (plain data only), in eval mode."""
     cfg = read_run_config(ckpt_path)
-    if "pretrained" in cfg.model:
-        cfg.model.pretrained = None
     task = build_task(cfg)
     if not hasattr(task, "predict_masks"):
         raise ValueError(f"ckpt_path={ckpt_path}: a {type(task).__name__}; src.predict writes masks of segmentation models")

@@ -24,7 +24,9 @@ class ConfigInCheckpoint(Callback):
 
 
 def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
-    """The resolved config stored in a checkpoint by src.train, with ``key=value`` overrides applied.
+    """The resolved config stored in a checkpoint by src.train, with ``key=value`` overrides applied,
+    for rebuilding its model: ``model.pretrained`` is cleared, as the checkpoint's weights replace
+    any starting weights (and loading them may need a download).
 
     Loads with weights_only=True (plain data only) and memory-mapped, so no code runs and the
     weights are not read. An override must name a key the config has (e.g. ``data.root=...``).
@@ -47,6 +49,8 @@ def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> Dic
         if OmegaConf.select(cfg, key.lstrip("+"), default=_MISSING) is _MISSING and not key.startswith("+"):
             raise KeyError(f"{key}: not a key of the checkpoint's config (prefix with + to add one)")
         OmegaConf.update(cfg, key.lstrip("+"), yaml.safe_load(value) if value else None, force_add=True)
+    if "pretrained" in cfg.get("model", {}):
+        cfg.model.pretrained = None
     return cfg
 
 
