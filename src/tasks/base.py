@@ -8,6 +8,8 @@ import torch
 from lightning.pytorch import LightningModule
 from torch import nn
 
+STAGES = ("train", "val", "test")
+
 
 def freeze_submodules(net: nn.Module, names: Sequence[str]) -> list[nn.Module]:
     """Turn off gradients of the named submodules of ``net``; return them."""
@@ -50,6 +52,8 @@ class Task(LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
         self.frozen = freeze_submodules(net, freeze)
+        self.test_scores: dict[str, float] = {}  # after trainer.test: the scores, as plain floats
+        self.test_confusion: torch.Tensor | None = None  # K x K, rows true: the confusion report's input
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
@@ -61,6 +65,13 @@ class Task(LightningModule):
     def _log_scores(self, stage: str) -> dict[str, torch.Tensor]:
         """Log the epoch's scores of ``stage`` and reset its metrics."""
         raise NotImplementedError
+
+    def _test_confusion(self) -> torch.Tensor | None:
+        """The test split's confusion matrix for the confusion report, or None for no report."""
+        return None
+
+    def _log_loss(self, loss: torch.Tensor, stage: str, batch_size: int) -> None:
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=batch_size)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
@@ -76,6 +87,10 @@ class Task(LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._log_scores("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.test_confusion = self._test_confusion()
+        self.test_scores = {name: float(value) for name, value in self._log_scores("test").items()}
 
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None

@@ -9,9 +9,7 @@ from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
 
 from src.metrics import confusion_matrix
-from src.tasks.base import Task
-
-STAGES = ("train", "val", "test")
+from src.tasks.base import STAGES, Task
 
 
 class ClassificationTask(Task):
@@ -38,8 +36,6 @@ class ClassificationTask(Task):
         self.accuracy = nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(num_classes, average="micro") for s in STAGES})
         self.top5 = nn.ModuleDict({f"{s}_top5": MulticlassAccuracy(num_classes, top_k=top_k, average="micro") for s in STAGES})
         self.test_cm = confusion_matrix(num_classes)
-        self.test_scores: dict[str, float] = {}
-        self.test_confusion: torch.Tensor | None = None
         self.test_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None  # features, labels
         self._features: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
@@ -58,7 +54,7 @@ class ClassificationTask(Task):
         self.top5[f"{stage}_top5"].update(logits.detach(), labels)
         if stage == "test":
             self.test_cm.update(logits.detach().argmax(dim=1), labels)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=images.shape[0])
+        self._log_loss(loss, stage, images.shape[0])
         return loss
 
     def _log_scores(self, stage: str) -> dict[str, torch.Tensor]:
@@ -72,9 +68,12 @@ class ClassificationTask(Task):
     def on_test_epoch_start(self) -> None:
         self._features, self._labels = [], []
 
-    def on_test_epoch_end(self) -> None:
-        self.test_confusion = self.test_cm.compute().cpu()
+    def _test_confusion(self) -> torch.Tensor:
+        confusion = self.test_cm.compute().cpu()
         self.test_cm.reset()
+        return confusion
+
+    def on_test_epoch_end(self) -> None:
         if self._features:
             self.test_embeddings = (torch.cat(self._features), torch.cat(self._labels))
-        self.test_scores = {name: float(value) for name, value in self._log_scores("test").items()}
+        super().on_test_epoch_end()

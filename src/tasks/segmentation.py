@@ -8,9 +8,7 @@ import torch
 from torch import nn
 
 from src.metrics import PerImageDice, confusion_matrix, hard_predictions, segmentation_scores
-from src.tasks.base import Task
-
-STAGES = ("train", "val", "test")
+from src.tasks.base import STAGES, Task
 
 
 class SegmentationTask(Task):
@@ -46,8 +44,6 @@ class SegmentationTask(Task):
         )
         # Per-image Dice for evaluation only: it keeps a number per image and costs a one-hot per batch.
         self.dice_per_image = nn.ModuleDict({f"{stage}_dice": PerImageDice(num_classes, ignore_index) for stage in ("val", "test")})
-        self.test_scores: dict[str, float] = {}
-        self.test_confusion: torch.Tensor | None = None
 
     @torch.no_grad()
     def predict_masks(self, images: torch.Tensor) -> torch.Tensor:
@@ -73,9 +69,7 @@ class SegmentationTask(Task):
         self._check_head(logits)
         loss = self.loss(logits, masks)
         self._update_metrics(hard_predictions(logits.detach(), self.threshold), masks, stage)
-        self.log(
-            f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=images.shape[0]
-        )
+        self._log_loss(loss, stage, images.shape[0])
         return loss
 
     def _update_metrics(self, predictions: torch.Tensor, masks: torch.Tensor, stage: str) -> None:
@@ -94,7 +88,5 @@ class SegmentationTask(Task):
         self.log(f"{stage}/dice", scores["dice"], prog_bar=True)
         return scores
 
-    def on_test_epoch_end(self) -> None:
-        self.test_confusion = self.confusion["test_cm"].compute().cpu()  # for the confusion report
-        scores = self._log_scores("test")
-        self.test_scores = {name: float(value) for name, value in scores.items()}
+    def _test_confusion(self) -> torch.Tensor:
+        return self.confusion["test_cm"].compute().cpu()
