@@ -16,16 +16,14 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import numpy as np
 from lightning.pytorch.callbacks import RichProgressBar
 from omegaconf import DictConfig, open_dict
 from PIL import Image
-from torch.utils.data import default_collate
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.confusion import ConfusionMatrixReport
 from src.callbacks.embedding import EmbeddingPlot
-from src.callbacks.mask_images import mask_grid
+from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
 from src.utils.checkpoint import read_run_config
 from src.utils.instantiate import build_task
 from src.utils.run import write_json, write_resolved_config
@@ -41,12 +39,7 @@ def evaluation_config(ckpt_path: str, overrides: list[str], output_dir: str | No
 
 def write_test_masks(task, datamodule, path: Path, count: int = 8) -> None:
     """image | truth | prediction for evenly spaced test images (segmentation tasks only)."""
-    dataset = datamodule.datasets["test"]
-    picks = np.linspace(0, len(dataset) - 1, min(count, len(dataset))).astype(int)
-    batch = default_collate([dataset[int(i)] for i in picks])
-    predictions = task.predict_masks(batch["image"].to(task.device))
-    grid = mask_grid(batch["image"], batch["mask"], predictions, datamodule.palette, datamodule.ignore_index,
-                     datamodule.mean, datamodule.std)  # fmt: skip
+    grid = prediction_grid(task, evenly_spaced_batch(datamodule.datasets["test"], count, datamodule), datamodule)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid).save(path)
 

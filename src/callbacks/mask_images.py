@@ -45,6 +45,28 @@ def mask_grid(
     return np.concatenate(rows[:-1], axis=0)
 
 
+def evenly_spaced_batch(dataset, count: int, datamodule=None) -> dict:
+    """``count`` items spread evenly over ``dataset``, collated and (through the datamodule)
+    normalised as the task sees them; datasets and loaders may carry encoded items (src.data.base)."""
+    picks = np.linspace(0, len(dataset) - 1, min(count, len(dataset)))
+    batch = default_collate([dataset[int(i)] for i in picks])
+    return datamodule.on_after_batch_transfer(batch, 0) if datamodule is not None else batch
+
+
+def prediction_grid(pl_module: LightningModule, samples: dict, datamodule=None) -> np.ndarray:
+    """image | truth | prediction for a batch of samples, in the datamodule's palette."""
+    predictions = pl_module.predict_masks(samples["image"].to(pl_module.device))
+    return mask_grid(
+        samples["image"],
+        samples["mask"],
+        predictions,
+        palette=getattr(datamodule, "palette", voc_palette()),
+        ignore_index=getattr(datamodule, "ignore_index", 255),
+        mean=getattr(datamodule, "mean", IMAGENET_MEAN),
+        std=getattr(datamodule, "std", IMAGENET_STD),
+    )
+
+
 class MaskImageLogger(Callback):
     """Writes the grid to TensorBoard (tag ``val/masks``) and to ``save_dir/val_masks.png``.
 
@@ -59,11 +81,7 @@ class MaskImageLogger(Callback):
 
     def _fixed_samples(self, trainer: Trainer) -> dict:
         if self._samples is None:
-            dataset = trainer.val_dataloaders.dataset
-            count = min(self.num_samples, len(dataset))
-            batch = default_collate([dataset[int(i)] for i in np.linspace(0, len(dataset) - 1, count)])
-            if trainer.datamodule is not None:  # loaders may carry encoded items (see src.data.base)
-                batch = trainer.datamodule.on_after_batch_transfer(batch, 0)
+            batch = evenly_spaced_batch(trainer.val_dataloaders.dataset, self.num_samples, trainer.datamodule)
             self._samples = {"image": batch["image"], "mask": batch["mask"]}
         return self._samples
 
@@ -71,18 +89,7 @@ class MaskImageLogger(Callback):
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or self.num_samples <= 0 or not hasattr(pl_module, "predict_masks"):
             return  # (a classification task has no masks to draw)
-        samples = self._fixed_samples(trainer)
-        predictions = pl_module.predict_masks(samples["image"].to(pl_module.device))
-        datamodule = trainer.datamodule
-        grid = mask_grid(
-            samples["image"],
-            samples["mask"],
-            predictions,
-            palette=getattr(datamodule, "palette", voc_palette()),
-            ignore_index=getattr(datamodule, "ignore_index", 255),
-            mean=getattr(datamodule, "mean", IMAGENET_MEAN),
-            std=getattr(datamodule, "std", IMAGENET_STD),
-        )
+        grid = prediction_grid(pl_module, self._fixed_samples(trainer), trainer.datamodule)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("val/masks", grid, global_step=trainer.global_step, dataformats="HWC")
