@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
+from src.callbacks.figures import publish_figure
 from src.metrics import per_class_table
 
 ANNOTATE_UP_TO = 25  # classes; beyond that the cell numbers are unreadable
@@ -80,10 +80,6 @@ class ConfusionMatrixReport(Callback):
         rows = per_class_table(confusion, names)
         print_per_class_table(rows)
         figure = confusion_figure(confusion, names)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("test/confusion_matrix", figure, global_step=trainer.global_step)
+        publish_figure(trainer, figure, "test/confusion_matrix", self.save_dir, "confusion_matrix.png")
         if self.save_dir is not None:
-            self.save_dir.mkdir(parents=True, exist_ok=True)
-            figure.savefig(self.save_dir / "confusion_matrix.png", dpi=100)
             write_per_class_csv(rows, self.save_dir / "per_class.csv")

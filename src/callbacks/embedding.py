@@ -13,6 +13,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
+from src.callbacks.figures import publish_figure
+
 
 def tsne_2d(features: torch.Tensor, seed: int = 0) -> np.ndarray:
     """N x D features -> N x 2 points (t-SNE; perplexity capped below N as t-SNE requires)."""
@@ -59,11 +61,8 @@ class EmbeddingPlot(Callback):
             return
         names = list(pl_module.class_names)
         figure = embedding_figure(tsne_2d(features), labels.numpy(), names)
+        publish_figure(trainer, figure, "test/embedding", self.save_dir, "embedding.png")
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure("test/embedding", figure, global_step=trainer.global_step)
                 logger.experiment.add_embedding(features, metadata=[names[k] for k in labels.tolist()],
                                                 global_step=trainer.global_step, tag="test/features")  # fmt: skip
-        if self.save_dir is not None:
-            self.save_dir.mkdir(parents=True, exist_ok=True)
-            figure.savefig(self.save_dir / "embedding.png", dpi=100)

@@ -1,0 +1,18 @@
+"""Publishing a matplotlib figure: to every TensorBoard logger and, optionally, as a PNG file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from matplotlib.figure import Figure
+
+
+def publish_figure(trainer: Trainer, figure: Figure, tag: str, save_dir: Path | None, filename: str) -> None:
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(tag, figure, global_step=trainer.global_step)
+    if save_dir is not None:
+        save_dir.mkdir(parents=True, exist_ok=True)
+        figure.savefig(save_dir / filename, dpi=100)
