@@ -112,9 +112,10 @@ class AugmentedItems(Dataset):
             # (Lightning's seed_everything makes worker seeds differ per worker and per epoch).
             if worker is not None and self._aug_seed != worker.seed % 2**32:
                 self._reseed(worker.seed % 2**32)
-            mask = target if isinstance(target, np.ndarray) else None
-            image, mask = self.aug(image, mask, copy)
-            target = target if mask is None else mask
+            if isinstance(target, np.ndarray):  # a mask moves with its image
+                image, target = self.aug(image, target, copy)
+            else:  # a label does not
+                image, _ = self.aug(image, None, copy)
         return {
             # np.ascontiguousarray copies, so a read-only memory-mapped array is never aliased.
             "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
