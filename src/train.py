@@ -17,10 +17,12 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
-from src.utils.checkpoint import ConfigInCheckpoint
+from src.callbacks.seeding import EpochSeeding
+from src.utils.checkpoint import ConfigInCheckpoint, resume_config
 from src.utils.instantiate import build_task, instantiate_group
 from src.utils.run import flatten, report_run_dir, write_json, write_resolved_config
 
@@ -32,9 +34,14 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _checkpoint_position(path: str) -> dict[str, int]:
-    """Epoch and step stored in a checkpoint (memory-mapped: reads only what it needs)."""
+    """Epoch and step stored in a checkpoint (memory-mapped: reads only what it needs), and the
+    early-stopping counter where the run had early stopping."""
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    return {"epoch": int(state["epoch"]), "global_step": int(state["global_step"])}
+    position = {"epoch": int(state["epoch"]), "global_step": int(state["global_step"])}
+    for name, callback_state in state.get("callbacks", {}).items():
+        if name.startswith("EarlyStopping"):
+            position["early_stopping_wait"] = int(callback_state["wait_count"])
+    return position
 
 
 @report_run_dir
@@ -50,14 +57,21 @@ def train(cfg: DictConfig) -> float | None:
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     task = build_task(cfg)
-    callbacks = instantiate_group(cfg.get("callbacks")) + [ConfigInCheckpoint(config)]
+    callbacks = instantiate_group(cfg.get("callbacks")) + [ConfigInCheckpoint(config), EpochSeeding(cfg.seed)]
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     resumed_from = None
     if cfg.ckpt_path:
         resumed_from = {"path": str(cfg.ckpt_path), **_checkpoint_position(cfg.ckpt_path)}
-        log(f"Resuming from {cfg.ckpt_path} at epoch {resumed_from['epoch']}, step {resumed_from['global_step']}")
+        waited = resumed_from.get("early_stopping_wait")
+        log(
+            f"Resuming {run_dir} from {cfg.ckpt_path}: {resumed_from['epoch'] + 1} epochs "
+            f"({resumed_from['global_step']} steps) done of {cfg.trainer.max_epochs}; weights, optimizer, "
+            "scheduler and data order restored"
+            + (f", early stopping {waited} of {cfg.callbacks.early_stopping.patience} epochs without improvement" if waited is not None else "")
+            + "."
+        )
     trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     fit_metrics = _scalars(trainer.callback_metrics)
 
@@ -112,6 +126,10 @@ def train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    if cfg.ckpt_path:  # resume: the checkpoint's own config, not conf/'s defaults
+        hydra_config = HydraConfig.get()
+        groups = {name.split("@")[0] for name in hydra_config.runtime.choices}
+        cfg = resume_config(cfg.ckpt_path, hydra_config.overrides.task, groups, cfg.paths.output_dir)
     return train(cfg)
 
 

@@ -133,6 +133,24 @@ def test_datamodule_train_loader_yields_one_plus_n_aug_times_n(tmp_path):
     assert sum(len(batch["name"]) for batch in dm.val_dataloader()) == len(dm.datasets["val"].names)  # never augmented
 
 
+def test_training_order_and_augmentation_depend_only_on_seed_and_epoch(tmp_path):
+    root = fixture("pets", tmp_path)
+
+    def epoch_batches(epoch: int) -> list[dict]:
+        """The batches of one epoch from a new datamodule, as a resumed run's new process makes them."""
+        dm = datamodule("pets", root, tmp_path, "aug=combine", "data.batch_size=2")
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        return list(loader)
+
+    first, again, other = epoch_batches(1), epoch_batches(1), epoch_batches(2)
+    names = lambda batches: [name for batch in batches for name in batch["name"]]  # noqa: E731
+    assert names(first) == names(again)  # e.g. after a resume at epoch 1
+    assert all(torch.equal(a["image"], b["image"]) for a, b in zip(first, again))  # same augmentations
+    assert names(first) != names(other) and sorted(names(first)) == sorted(names(other))
+
+
 def test_flip_allows_at_most_two_copies(tmp_path):
     with pytest.raises(Exception, match="n_aug=3"):
         datamodule("pets", fixture("pets", tmp_path), tmp_path, "aug=flip", "data.n_aug=3")

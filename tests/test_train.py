@@ -74,6 +74,57 @@ def test_resume_from_last_checkpoint_continues_at_saved_epoch_and_step(train_run
     assert resumed["epochs_completed"] == 3
 
 
+def test_resume_continues_in_its_run_directory_and_ends_with_the_uninterrupted_weights(tmp_path):
+    """Acceptance: stopped after epoch 2 and resumed from last.ckpt = never stopped (deterministic, CPU),
+    with loader workers and on-the-fly augmentation, whose randomness must resume too."""
+    common = tiny(["trainer.deterministic=true", "test=false", "data.num_workers=2", "aug=combine",
+                   "scheduler.T_max=4", "callbacks.mask_images=null"])  # fmt: skip
+    whole = run_cli("src.train", *common, "trainer.max_epochs=4", "hydra.run.dir=whole", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    stopped = run_cli("src.train", *common, "trainer.max_epochs=2", "hydra.run.dir=stopped", cwd=tmp_path)
+    assert stopped.returncode == 0, stopped.stderr[-3000:]
+    # Only the checkpoint and a longer run on the command line: the rest comes from the checkpoint.
+    resumed = run_cli("src.train", "ckpt_path=stopped/checkpoints/last.ckpt", "trainer.max_epochs=4", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "2 epochs (8 steps) done of 4" in resumed.stdout
+
+    assert not (tmp_path / "outputs").exists()  # no new run directory
+    metrics = json.loads((tmp_path / "stopped" / "metrics.json").read_text())
+    assert metrics["resumed_from"]["epoch"] == 1 and metrics["epochs_completed"] == 4
+    assert len(list((tmp_path / "stopped" / ".hydra").glob("resumed_*/overrides.yaml"))) == 1
+    assert (tmp_path / "stopped" / ".hydra" / "overrides.yaml").read_text().count("max_epochs=2") == 1  # first run's kept
+    reference = torch.load(tmp_path / "whole" / "checkpoints" / "last.ckpt", weights_only=True)
+    result = torch.load(tmp_path / "stopped" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert result["global_step"] == reference["global_step"] == 16
+    for name, weight in reference["state_dict"].items():
+        assert torch.equal(result["state_dict"][name], weight), name
+    moments = lambda state: [s["exp_avg"] for s in state["optimizer_states"][0]["state"].values()]  # noqa: E731
+    assert all(torch.equal(a, b) for a, b in zip(moments(result), moments(reference)))
+
+
+def test_a_resumed_run_refuses_a_different_config_choice(tmp_path):
+    first = run_cli("src.train", *tiny(["debug=fast"]), "hydra.run.dir=first", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = run_cli("src.train", "ckpt_path=first/checkpoints/last.ckpt", "model=resnet34_unet", cwd=tmp_path)
+    assert resumed.returncode != 0
+    assert "model=resnet34_unet: a resumed run keeps the checkpoint's config-group choices" in resumed.stderr
+
+
+def test_resume_config_moves_the_run_paths_of_a_checkpoint_kept_elsewhere(train_run, tmp_path):
+    from src.utils.checkpoint import resume_config
+
+    run_dir, _ = train_run("debug=fast", run_dir=tmp_path / "cluster_run")
+    kept = tmp_path / "downloaded" / "last.ckpt"
+    kept.parent.mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").rename(kept)
+    cfg = resume_config(kept, ["trainer.max_epochs=5", f"ckpt_path={kept}"], {"model", "data"}, str(tmp_path / "new"))
+    assert cfg.trainer.max_epochs == 5 and cfg.model.base_width == 4 and cfg.ckpt_path == str(kept)
+    assert cfg.paths.output_dir == str(tmp_path / "new")
+    assert cfg.callbacks.best_checkpoint.dirpath == str(tmp_path / "new" / "checkpoints")
+    with pytest.raises(KeyError, match="trainer.max_epoch: not a key"):
+        resume_config(kept, ["trainer.max_epoch=5"], set(), str(tmp_path / "new"))
+
+
 def test_a_short_run_learns_the_shapes(train_run):
     _, metrics = train_run("trainer.max_epochs=15", "data.num_train=160", "data.num_test=32", "model.base_width=8")
     assert metrics["test"]["test/dice"] > 0.8

@@ -9,6 +9,10 @@ though, carry uint8 images and masks from the workers (a quarter of the bytes to
 processes and to the GPU, and no per-item float arithmetic); the datamodule's
 ``on_after_batch_transfer`` normalises each batch on its device, so the task sees the contract.
 Code that iterates a loader outside Lightning calls ``datamodule.normalise_batch``.
+
+Training randomness is a function of (seed, epoch): the order of the training set and each
+worker's augmentation seed are derived from them, so a run resumed at epoch e sees the same
+data in the same order, augmented the same way, as the uninterrupted run did.
 """
 
 from __future__ import annotations
@@ -19,12 +23,37 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from src.data.palettes import voc_palette
 from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augmentation, normalisation_stats, normalise
+from src.utils.seeding import derived_seed
 
 SPLITS = ("train", "val", "test")
+
+
+class EpochShuffle(Sampler):
+    """Shuffles the training set in an order that depends only on (seed, epoch), and hands the
+    epoch to the dataset with each index, as (epoch, index), so that augmentation can be seeded
+    by it in whichever process reads the item.
+
+    Lightning calls ``set_epoch`` before each epoch; a sampler it does not reach (wrapped for
+    distributed training) moves to the next epoch on its own.
+    """
+
+    def __init__(self, size: int, seed: int, epoch: int = 0):
+        self.size, self.seed, self.epoch = size, seed, epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(derived_seed(self.seed, epoch)))
+        return iter([(epoch, int(index)) for index in order])
 
 
 @dataclass
@@ -83,9 +112,10 @@ class AugmentedItems(Dataset):
         self.aug = aug
         self.n_aug = n_aug if aug is not None else 0
         self.mean, self.std = tuple(mean), tuple(std)
-        self._aug_seed: int | None = None
+        self.seed = seed
+        self._aug_epoch: tuple[int, int] | None = None
         if aug is not None:
-            self._reseed(seed)
+            aug.reseed(seed)
 
     def __len__(self) -> int:
         return len(self.names) * (1 + self.n_aug)
@@ -97,9 +127,15 @@ class AugmentedItems(Dataset):
     def encode_target(self, target: Any) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def _reseed(self, seed: int) -> None:
-        self.aug.reseed(seed)
-        self._aug_seed = seed
+    def start_epoch(self, epoch: int) -> None:
+        """Seed the augmentation for ``epoch`` in this process. Each loader worker holds its own
+        copy of the random state and reads a fixed share of the batches, so a seed per
+        (epoch, worker) makes the epoch's augmentations the same on every run of the seed."""
+        worker = get_worker_info()
+        key = (epoch, worker.id + 1 if worker is not None else 0)
+        if self.aug is not None and key != self._aug_epoch:
+            self.aug.reseed(derived_seed(self.seed, *key))
+            self._aug_epoch = key
 
     def encoded_item(self, index: int) -> dict:
         """Item ``index`` before normalisation: uint8 image C x H x W and the encoded target."""
@@ -107,11 +143,6 @@ class AugmentedItems(Dataset):
         base, copy = index % n, index // n
         image, target = self.load(base)
         if self.aug is not None and (copy > 0 or self.n_aug == 0):
-            worker = get_worker_info()
-            # Each worker holds a copy of the augmentation's random state: give each its own seed
-            # (Lightning's seed_everything makes worker seeds differ per worker and per epoch).
-            if worker is not None and self._aug_seed != worker.seed % 2**32:
-                self._reseed(worker.seed % 2**32)
             if isinstance(target, np.ndarray):  # a mask moves with its image
                 image, target = self.aug(image, target, copy)
             else:  # a label does not
@@ -153,8 +184,11 @@ class EncodedItems(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> dict:
-        return self.items.encoded_item(index)
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        if isinstance(key, tuple):  # (epoch, index) from EpochShuffle
+            epoch, key = key
+            self.items.start_epoch(epoch)
+        return self.items.encoded_item(key)
 
 
 class ArraySegmentationDataset(SegmentationItems):
@@ -237,10 +271,17 @@ class SegmentationDataModule(LightningDataModule):
             self._dataset(split)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        dataset = self._dataset(split)
+        sampler = None
+        if shuffle:
+            # The epoch Lightning will hand to set_epoch (restored when a run resumes). A loader
+            # with workers draws its first indices before that call, so the sampler starts there.
+            epoch = self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
+            sampler = EpochShuffle(len(dataset), self.seed, epoch)
         return DataLoader(
-            EncodedItems(self._dataset(split)),
+            EncodedItems(dataset),
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=torch.cuda.is_available(),

@@ -55,3 +55,35 @@ def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> Dic
 
 
 _MISSING = object()
+
+
+def resume_config(ckpt_path: str | Path, overrides: Sequence[str], groups: set[str], run_dir: str) -> DictConfig:
+    """The config a resumed run continues with: the checkpoint's own (not conf/'s defaults), with
+    the command line's key=value overrides applied (e.g. ``trainer.max_epochs=100``) and its
+    run paths moved to ``run_dir`` when the run now lives somewhere else.
+
+    Config-group choices (``model=...``, ``data=...``) cannot change: the weights, optimizer
+    state and data order belong to the checkpoint's choices.
+    """
+    changed = [o for o in overrides if o.partition("=")[0].lstrip("+~") in groups]
+    if changed:
+        raise ValueError(
+            f"{', '.join(changed)}: a resumed run keeps the checkpoint's config-group choices. "
+            "Override single keys (e.g. trainer.max_epochs=100), or start a new run to change a choice."
+        )
+    cfg = read_run_config(ckpt_path, [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.", "hydra/"))])
+    config = OmegaConf.to_container(cfg)
+    config = _moved(config, str(config["paths"]["output_dir"]), str(run_dir))
+    config["ckpt_path"] = str(ckpt_path)
+    return OmegaConf.create(config)
+
+
+def _moved(node: Any, old: str, new: str) -> Any:
+    """Every string path under ``old`` rewritten to lie under ``new``."""
+    if isinstance(node, dict):
+        return {key: _moved(value, old, new) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_moved(value, old, new) for value in node]
+    if isinstance(node, str) and (node == old or node.startswith(old.rstrip("/") + "/")):
+        return new + node[len(old):]
+    return node

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -14,4 +15,22 @@ def count_image_folder_classes(root: str) -> int:
     return len(list_class_images(Path(root).expanduser()))
 
 
+def checkpoint_run_dir(ckpt_path: str | None, new_run_dir: str) -> str:
+    """The run directory a resumed run continues in: the one whose checkpoints/ folder holds
+    ``ckpt_path`` (``<run>/checkpoints/last.ckpt``), else ``new_run_dir`` (no ckpt_path, or a
+    checkpoint kept somewhere else)."""
+    if ckpt_path:
+        folder = Path(ckpt_path).expanduser().resolve().parent
+        if folder.name == "checkpoints" and (folder.parent / "config.yaml").is_file():
+            return str(folder.parent)
+    return new_run_dir
+
+
+def hydra_subdir(ckpt_path: str | None) -> str:
+    """Where Hydra keeps a run's composed config: a resumed run keeps the first one's beside its own."""
+    return f".hydra/resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}" if ckpt_path else ".hydra"
+
+
 OmegaConf.register_new_resolver("image_folder_classes", count_image_folder_classes, replace=True)
+OmegaConf.register_new_resolver("checkpoint_run_dir", checkpoint_run_dir, replace=True)
+OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
