@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
+import socket
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,16 +50,38 @@ def write_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
 
+STATUS_FILE = "run_status.json"
+
+
+def write_status(run_dir: Path, status: str, **details: Any) -> None:
+    """run_status.json: running (with the process id and host, to tell a live run from a killed
+    one), completed, failed (with the error) or interrupted; src.report reads it."""
+    write_json(
+        run_dir / STATUS_FILE,
+        {"status": status, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time(), **details},
+    )
+
+
 def report_run_dir(entry: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Wrap an entry point so that, success or failure, it says where the run's files are."""
+    """Wrap an entry point so that, success or failure, it says where the run's files are and
+    records how the run ended in run_status.json."""
 
     @functools.wraps(entry)
     def wrapped(cfg: DictConfig) -> Any:
-        run_dir = cfg.paths.output_dir
+        run_dir = Path(cfg.paths.output_dir)
+        started = time.time()
+        write_status(run_dir, "running", started=started)
         try:
-            return entry(cfg)
-        except BaseException:
+            result = entry(cfg)
+        except (KeyboardInterrupt, SystemExit) as error:
+            write_status(run_dir, "interrupted", started=started, error=type(error).__name__)
+            rank_zero_only(print)(f"\nRun interrupted; its log and files are in {run_dir}")
+            raise
+        except BaseException as error:
+            write_status(run_dir, "failed", started=started, error=f"{type(error).__name__}: {error}")
             rank_zero_only(print)(f"\nRun failed; its log and files are in {run_dir}")
             raise
+        write_status(run_dir, "completed", started=started)
+        return result
 
     return wrapped

@@ -1,0 +1,230 @@
+"""Compare the runs of a sweep: `python -m src.report multirun/<date>/<time> [--output DIR]`.
+
+Writes report.md, report.csv and report.png (a bar chart of each run's best monitored score and
+its test counterpart) into the sweep directory, and prints the table. A row per run: the
+overrides that differ between runs, how the run ended, best epoch, final val and test scores
+and wall time, sorted by the monitored metric; runs that failed, were killed or are still
+running are listed below the finished ones with their state, never dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import socket
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from src.utils.run import STATUS_FILE
+
+# The scores a row shows, for val (final epoch) and test, where the runs logged them.
+SCORES = ("dice", "dice_per_image", "miou", "acc", "top5", "loss")
+
+
+@dataclass
+class Run:
+    name: str
+    path: Path
+    overrides: dict[str, str]
+    state: str  # completed, failed, interrupted, killed, running, incomplete
+    error: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    monitor: str | None = None
+    monitor_mode: str = "max"
+    wall_time_s: float | None = None
+
+    @property
+    def best(self) -> float | None:
+        return self.metrics.get("best_score")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def _state(status: dict[str, Any] | None, metrics: dict[str, Any] | None) -> tuple[str, str]:
+    if status is None:
+        return ("completed", "") if metrics is not None else ("incomplete", "no run_status.json or metrics.json")
+    state = status.get("status", "incomplete")
+    if state == "running" and status.get("host") == socket.gethostname() and not _process_alive(int(status["pid"])):
+        return "killed", f"process {status['pid']} ended without finishing the run"
+    if state == "completed" and metrics is None:
+        return "incomplete", "finished without metrics.json"
+    return state, status.get("error", "")
+
+
+def read_run(path: Path) -> Run:
+    overrides_file = path / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
+    config_file = path / "config.yaml"
+    config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else {}
+    status = _read_json(path / STATUS_FILE)
+    metrics = _read_json(path / "metrics.json")
+    state, error = _state(status, metrics)
+    wall_time = (metrics or {}).get("wall_time_s")
+    if wall_time is None and status and "started" in status:
+        wall_time = round(float(status["time"]) - float(status["started"]), 2)
+    return Run(
+        name=path.name,
+        path=path,
+        overrides=dict(item.partition("=")[::2] for item in overrides or []),
+        state=state,
+        error=error,
+        metrics=metrics or {},
+        monitor=(metrics or {}).get("monitor") or config.get("monitor"),
+        monitor_mode=config.get("monitor_mode", "max"),
+        wall_time_s=wall_time,
+    )
+
+
+def find_runs(sweep_dir: Path) -> list[Run]:
+    """Every run directory of a sweep (its numbered subfolders), or the folder itself if it is one run."""
+    def is_run(folder: Path) -> bool:
+        return any((folder / marker).exists() for marker in (".hydra", "config.yaml", STATUS_FILE))
+
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"{sweep_dir}: no such directory (give the folder a sweep printed, multirun/<date>/<time>)")
+    folders = [sweep_dir] if is_run(sweep_dir) else [p for p in sweep_dir.iterdir() if p.is_dir() and is_run(p)]
+    if not folders:
+        raise FileNotFoundError(f"{sweep_dir}: holds no runs (expected numbered run folders, as in multirun/<date>/<time>/0)")
+    order = lambda p: (0, int(p.name), "") if p.name.isdigit() else (1, 0, p.name)  # noqa: E731
+    return [read_run(folder) for folder in sorted(folders, key=order)]
+
+
+def differing_overrides(runs: list[Run]) -> list[str]:
+    """The override keys whose value is not the same in every run, in first-seen order."""
+    keys = list(dict.fromkeys(key for run in runs for key in run.overrides))
+    return [key for key in keys if len({run.overrides.get(key) for run in runs}) > 1]
+
+
+def ranked(runs: list[Run], monitor: str | None) -> list[Run]:
+    """Finished runs by their best monitored score (mode from their config), then the rest."""
+    def key(run: Run) -> tuple:
+        if run.best is None or run.monitor != monitor:
+            return (1, 0.0, run.name)
+        return (0, -run.best if run.monitor_mode == "max" else run.best, run.name)
+
+    return sorted(runs, key=key)
+
+
+def table(runs: list[Run]) -> tuple[list[str], list[dict[str, Any]], str | None]:
+    """(columns, rows, monitor) of the report, rows ranked best first."""
+    monitor = Counter(run.monitor for run in runs if run.monitor).most_common(1)[0][0] if any(r.monitor for r in runs) else None
+    keys = differing_overrides(runs)
+    logged = {name for run in runs for part in ("fit", "test") for name in run.metrics.get(part, {})}
+    scores = [f"{split}/{score}" for split in ("val", "test") for score in SCORES if f"{split}/{score}" in logged]
+    columns = ["run", "state", *keys, f"best {monitor}", "best epoch", "epochs", *scores, "wall time (s)", "error"]
+    rows = []
+    for run in ranked(runs, monitor):
+        values = {**run.metrics.get("fit", {}), **run.metrics.get("test", {})}
+        best_epoch = run.metrics.get("best_epoch")
+        rows.append({
+            "run": run.name,
+            "state": run.state,
+            **{key: run.overrides.get(key, "") for key in keys},
+            f"best {monitor}": run.best,
+            "best epoch": None if best_epoch is None else best_epoch + 1,  # counted from 1, like "epochs"
+            "epochs": run.metrics.get("epochs_completed"),
+            **{name: values.get(name) for name in scores},
+            "wall time (s)": run.wall_time_s,
+            "error": run.error,
+        })
+    if not any(row["error"] for row in rows):
+        columns.remove("error")
+    return columns, rows, monitor
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(_cell(row.get(column)) for column in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(rows: list[dict[str, Any]], keys: list[str], monitor: str | None, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    test_name = monitor.replace("val/", "test/", 1) if monitor else None
+    labels = [f"{row['run']}: " + (", ".join(f"{key}={row[key]}" for key in keys) or "run") for row in rows]
+    best = [row.get(f"best {monitor}") for row in rows]
+    test = [row.get(test_name) for row in rows]
+    positions = range(len(rows))
+    figure, axes = plt.subplots(figsize=(8, 1.2 + 0.45 * len(rows)))
+    axes.barh([p - 0.2 for p in positions], [b or 0.0 for b in best], height=0.4, label=f"best {monitor}")
+    if any(t is not None for t in test):
+        axes.barh([p + 0.2 for p in positions], [t or 0.0 for t in test], height=0.4, label=test_name)
+    for position, row in zip(positions, rows):
+        if row["state"] != "completed":
+            axes.text(0.0, position, f"  {row['state']}", va="center", color="crimson")
+    axes.set_yticks(list(positions), labels)
+    axes.invert_yaxis()  # best at the top
+    axes.set_xlabel(monitor or "score")
+    axes.legend(loc="lower right", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_report(sweep_dir: Path, output_dir: Path | None = None) -> tuple[str, Path]:
+    """Write report.md, report.csv and report.png; return (the Markdown table, the output folder)."""
+    runs = find_runs(sweep_dir)
+    columns, rows, monitor = table(runs)
+    output_dir = output_dir or sweep_dir
+    output_dir.mkdir(parents=True, exist_ok=True)
+    text = markdown(columns, rows)
+    (output_dir / "report.md").write_text(f"# Sweep {sweep_dir}\n\nRanked by {monitor}.\n\n" + text)
+    with (output_dir / "report.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    bar_chart(rows, differing_overrides(runs), monitor, output_dir / "report.png")
+    return text, output_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m src.report", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dir", type=Path, help="a multirun directory, e.g. multirun/2026-11-24/10-00-00")
+    parser.add_argument("--output", type=Path, default=None, help="where to write the report (default: the sweep directory)")
+    args = parser.parse_args(argv)
+    try:
+        text, output_dir = write_report(args.sweep_dir, args.output)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(text)
+    print(f"Written: {output_dir / 'report.md'}, report.csv, report.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""src.report: one table of a sweep's runs, finished or not."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from PIL import Image
+
+from src.report import write_report
+from tests.conftest import run_cli, tiny
+
+
+def test_report_of_a_four_run_sweep_lists_every_run_and_the_crashed_ones_as_failed(tmp_path):
+    # optimizer.lr=-1 makes Adam raise: two of the four runs crash; Hydra still runs all four.
+    sweep = run_cli("src.train", "-m", "debug=fast", *tiny(["optimizer.lr=1e-3,-1", "aug=none,flip"]),
+                    "hydra.sweep.dir=sweep", cwd=tmp_path)  # fmt: skip
+    assert sweep.returncode != 0  # the sweep says that runs failed
+    result = run_cli("src.report", "sweep", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    with (tmp_path / "sweep" / "report.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert sorted(row["run"] for row in rows) == ["0", "1", "2", "3"]
+    assert {(row["optimizer.lr"], row["aug"]) for row in rows} == {("0.001", "none"), ("0.001", "flip"), ("-1", "none"), ("-1", "flip")}
+    assert "debug" not in rows[0]  # the same in every run
+    finished, failed = rows[:2], rows[2:]
+    assert [row["state"] for row in finished] == ["completed", "completed"]
+    assert float(finished[0]["best val/dice"]) >= float(finished[1]["best val/dice"])  # best first
+    for row in finished:
+        metrics = json.loads((tmp_path / "sweep" / row["run"] / "metrics.json").read_text())
+        assert float(row["test/dice"]) == metrics["test"]["test/dice"]
+        assert float(row["wall time (s)"]) > 0 and row["best epoch"] == "1"
+    assert [row["state"] for row in failed] == ["failed", "failed"]
+    assert all("Invalid learning rate: -1" in row["error"] for row in failed)
+    assert "| failed |" in (tmp_path / "sweep" / "report.md").read_text()
+    assert "| failed |" in result.stdout
+    assert Image.open(tmp_path / "sweep" / "report.png").size[1] > 100
+
+
+def _fake_run(folder, status=None, metrics=None, overrides=()):
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (folder / "config.yaml").write_text("monitor: val/loss\nmonitor_mode: min\n")
+    if status:
+        (folder / "run_status.json").write_text(json.dumps({"host": socket.gethostname(), "time": 10.0, "started": 4.0, **status}))
+    if metrics:
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_report_tells_killed_from_running_runs_and_ranks_by_the_monitor_mode(tmp_path):
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    done = lambda score: {"monitor": "val/loss", "best_score": score, "best_epoch": 2, "epochs_completed": 5,  # noqa: E731
+                          "fit": {"val/loss": score}, "test": {"test/loss": score}, "wall_time_s": 3.0}  # fmt: skip
+    _fake_run(tmp_path / "0", {"status": "completed", "pid": 1}, done(0.5), ["optimizer.lr=0.1"])
+    _fake_run(tmp_path / "1", {"status": "completed", "pid": 1}, done(0.2), ["optimizer.lr=0.01"])
+    _fake_run(tmp_path / "2", {"status": "running", "pid": int(ended.stdout)}, None, ["optimizer.lr=0.001"])
+    _fake_run(tmp_path / "3", {"status": "running", "pid": os.getpid()}, None, ["optimizer.lr=0.0001"])
+    text, _ = write_report(tmp_path)
+    with (tmp_path / "report.csv").open() as file:
+        rows = {row["run"]: row for row in csv.DictReader(file)}
+    assert list(rows) == ["1", "0", "2", "3"]  # lower val/loss first, unfinished last
+    assert rows["1"]["best epoch"] == "3" and rows["1"]["test/loss"] == "0.2"
+    assert rows["2"]["state"] == "killed" and rows["3"]["state"] == "running"
+    assert rows["2"]["wall time (s)"] == "6.0"
+    assert "optimizer.lr" in text.splitlines()[0]
+
+
+def test_report_of_a_folder_without_runs_says_what_it_expected(tmp_path):
+    result = run_cli("src.report", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "holds no runs" in result.stderr
