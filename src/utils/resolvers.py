@@ -32,5 +32,6 @@ def hydra_subdir(ckpt_path: str | None) -> str:
 
 
 OmegaConf.register_new_resolver("image_folder_classes", count_image_folder_classes, replace=True)
+OmegaConf.register_new_resolver("add", lambda *numbers: sum(numbers), replace=True)
 OmegaConf.register_new_resolver("checkpoint_run_dir", checkpoint_run_dir, replace=True)
 OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
