@@ -148,8 +148,8 @@ class AugmentedItems(Dataset):
             else:  # a label does not
                 image, _ = self.aug(image, None, copy)
         return {
-            # np.ascontiguousarray copies, so a read-only memory-mapped array is never aliased.
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            # np.array copies (once, into C order), so a read-only memory-mapped array is never aliased.
+            "image": torch.from_numpy(np.array(image.transpose(2, 0, 1), order="C")),
             **self.encode_target(target),
             "name": self.names[base],
         }
@@ -162,7 +162,8 @@ class SegmentationItems(AugmentedItems):
     """Items of the DESIGN contract: image, mask of class ids, name."""
 
     def encode_target(self, mask: np.ndarray) -> dict[str, torch.Tensor]:
-        return {"mask": torch.from_numpy(np.ascontiguousarray(mask, dtype=np.uint8))}
+        # A copy: the mask may be a read-only view of the memory-mapped cache.
+        return {"mask": torch.from_numpy(np.array(mask, dtype=np.uint8))}
 
 
 def normalise_item(batch: dict, mean: Sequence[float], std: Sequence[float]) -> dict:

@@ -1,6 +1,8 @@
 """PASCAL VOC 2012 segmentation: JPEGImages/, SegmentationClass/ (palette PNGs, 255 = border),
 ImageSets/Segmentation/{train,val}.txt. train.txt gives train and a seeded val fraction; the
-official val.txt, whose masks are public (the official test set's are not), is the test split."""
+official val.txt, whose masks are public (the official test set's are not), is the test split.
+Object borders (255) are ignored (``border: ignore``), or learnt as a 22nd class
+(``border: class``, data.num_classes=22), as VOC-style 22-class heads do."""
 
 from __future__ import annotations
 
@@ -13,13 +15,24 @@ from src.data.files import DatasetError, FileSegmentationDataModule, Sample, req
 from src.data.pets import paired_samples, read_list
 
 
+BORDER_CLASS = 21  # after background and the 20 object classes
+
+
 class VOCDataModule(FileSegmentationDataModule):
     name = "voc"
 
-    def __init__(self, root: str, val_fraction: float = 0.1, download: bool = False, **kwargs):
+    def __init__(self, root: str, border: str = "ignore", val_fraction: float = 0.1, download: bool = False, **kwargs):
+        if border not in ("ignore", "class"):
+            raise ValueError(f"data.border must be 'ignore' or 'class', got {border!r}")
+        if border == "class" and kwargs.get("num_classes") != BORDER_CLASS + 1:
+            raise ValueError(f"data.border=class makes the border class {BORDER_CLASS}: set data.num_classes={BORDER_CLASS + 1}")
         super().__init__(root, **kwargs)
+        self.border = border
         self.val_fraction = val_fraction
         self.download = download
+
+    def coding(self) -> dict:
+        return {"border": self.border}
 
     def prepare_data(self) -> None:
         if self.download and not (self.root / "ImageSets" / "Segmentation" / "train.txt").is_file():
@@ -47,7 +60,10 @@ class VOCDataModule(FileSegmentationDataModule):
                 f"{path}: VOC masks are palette PNGs whose indices are the class ids; this one is an RGB image "
                 "(re-save it with the VOC palette)"
             )
-        return raw.astype(np.uint8)
+        ids = raw.astype(np.uint8)
+        if self.border == "class":
+            ids[ids == 255] = BORDER_CLASS
+        return ids
 
     def unpaired_files(self) -> list[str]:
         masks = {p.stem for p in (self.root / "SegmentationClass").glob("*.png")}
