@@ -9,6 +9,7 @@ import sys
 
 from PIL import Image
 
+from src.report import main as report_main
 from src.report import write_report
 from tests.conftest import run_cli, tiny
 
@@ -68,7 +69,6 @@ def test_report_tells_killed_from_running_runs_and_ranks_by_the_monitor_mode(tmp
     assert "optimizer.lr" in text.splitlines()[0]
 
 
-def test_report_of_a_folder_without_runs_says_what_it_expected(tmp_path):
-    result = run_cli("src.report", str(tmp_path), cwd=tmp_path)
-    assert result.returncode == 2
-    assert "holds no runs" in result.stderr
+def test_report_of_a_folder_without_runs_says_what_it_expected(tmp_path, capsys):
+    assert report_main([str(tmp_path)]) == 2
+    assert f"{tmp_path}: holds no runs" in capsys.readouterr().err
