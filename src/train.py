@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.seeding import EpochSeeding
 from src.utils.checkpoint import ConfigInCheckpoint, resume_config
+from src.utils.hardware import auto_precision
 from src.utils.instantiate import build_task, instantiate_group
 from src.utils.run import flatten, report_run_dir, write_json, write_resolved_config
 
@@ -52,6 +53,10 @@ def train(cfg: DictConfig) -> float | None:
         with open_dict(cfg):
             cfg.seed = random.randrange(2**31)
     L.seed_everything(cfg.seed, workers=True)
+    precision, why = auto_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    with open_dict(cfg):
+        cfg.trainer.precision = precision
+    log(f"Precision: {precision} ({why})")
     write_resolved_config(cfg, run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
 

@@ -41,6 +41,9 @@ def test_fast_run_writes_every_file_of_a_run(train_run):
     ).session_start_info.hparams
     assert hparams["optimizer/lr"].number_value == pytest.approx(3e-3)
     assert hparams["model/_target_"].string_value == "src.models.unet.UNet"
+    # precision=auto is resolved before the run starts: the run records what it actually used
+    assert hparams["trainer/precision"].string_value in ("32-true", "bf16-mixed")
+    assert OmegaConf.load(run_dir / "config.yaml").trainer.precision == hparams["trainer/precision"].string_value
 
 
 def test_checkpoints_load_without_pickle_and_carry_the_resolved_config(train_run):
