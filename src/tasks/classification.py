@@ -30,8 +30,9 @@ class ClassificationTask(Task):
         class_names: Sequence[str] | None = None,
         freeze: Sequence[str] = (),
         scheduler_monitor: str = "val/loss",
+        channels_last: bool = True,
     ):
-        super().__init__(net, loss, optimizer, scheduler, scheduler_monitor, freeze, num_classes, class_names)
+        super().__init__(net, loss, optimizer, scheduler, scheduler_monitor, freeze, num_classes, class_names, channels_last)
         top_k = min(5, num_classes)
         self.accuracy = nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(num_classes, average="micro") for s in STAGES})
         self.top5 = nn.ModuleDict({f"{s}_top5": MulticlassAccuracy(num_classes, top_k=top_k, average="micro") for s in STAGES})

@@ -32,8 +32,9 @@ class SegmentationTask(Task):
         threshold: float = 0.5,
         scheduler_monitor: str = "val/loss",
         freeze: Sequence[str] = (),
+        channels_last: bool = True,
     ):
-        super().__init__(net, loss, optimizer, scheduler, scheduler_monitor, freeze, num_classes, class_names)
+        super().__init__(net, loss, optimizer, scheduler, scheduler_monitor, freeze, num_classes, class_names, channels_last)
         if not 0 < threshold < 1:
             raise ValueError(f"task.threshold must be in (0, 1), got {threshold}")
         self.ignore_index = ignore_index
