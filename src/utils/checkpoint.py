@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 import yaml
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -87,3 +90,36 @@ def _moved(node: Any, old: str, new: str) -> Any:
     if isinstance(node, str) and (node == old or node.startswith(old.rstrip("/") + "/")):
         return new + node[len(old):]
     return node
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside it and renames it into place, so a process
+    killed at any moment leaves the previous file whole. Written straight to the file (Lightning's
+    own atomic save first builds the whole checkpoint in memory: twice the copying). A failed
+    write (disk full, directory unwritable) removes the partial file, keeps the previous
+    checkpoint and says which file and why. Remote paths (s3://, gs://...) go to Lightning's.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        if "://" in str(path) or storage_options is not None:
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        path = Path(path)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(temporary, "wb") as file:
+                torch.save(checkpoint, file)
+            os.replace(temporary, path)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            free = shutil.disk_usage(path.parent).free / 2**20 if path.parent.is_dir() else 0.0
+            raise CheckpointWriteError(
+                f"could not write checkpoint {path}: {error.strerror or error} ({free:.0f} MiB free on its disk). "
+                f"{'The previous ' + path.name + ' is kept. ' if path.exists() else ''}"
+                "Free space or choose another directory with paths.output_dir=..., then resume from "
+                "checkpoints/last.ckpt."
+            ) from error
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written; the message names the file and what to do."""
