@@ -50,3 +50,54 @@ def test_channels_last_converts_the_net_and_gives_the_same_outputs():
         out_nhwc, out_nchw = nhwc(images), nchw(images)
     assert out_nhwc.shape == out_nchw.shape == (2, 3, 64, 64)
     torch.testing.assert_close(out_nhwc, out_nchw, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "cpus, processes, on_gpu, expected",
+    [(2, 1, False, 1), (16, 1, False, 8), (16, 1, True, 8), (8, 1, True, 7), (16, 4, True, 3), (1, 1, True, 1)],
+)
+def test_auto_loader_workers_share_the_usable_cores(monkeypatch, cpus, processes, on_gpu, expected):
+    monkeypatch.setattr(hardware, "usable_cpus", lambda: cpus)
+    assert hardware.loader_workers("auto", processes, on_gpu) == expected
+    assert hardware.loader_workers(3, processes, on_gpu) == 3  # a number is kept
+
+
+@pytest.mark.parametrize("bad", [-1, "four", 1.5])
+def test_a_bad_worker_count_names_the_key(bad):
+    from src.data.shapes import ShapesDataModule
+
+    with pytest.raises(ValueError, match=r"data.num_workers must be 'auto' or a whole number >= 0"):
+        ShapesDataModule(num_classes=2, num_train=4, num_val=4, num_test=4, num_workers=bad)
+
+
+def test_loaders_pin_memory_only_for_a_gpu_and_keep_workers_when_asked(monkeypatch):
+    from src.data.shapes import ShapesDataModule
+
+    monkeypatch.setattr(hardware, "usable_cpus", lambda: 4)
+    datamodule = ShapesDataModule(num_classes=2, num_train=8, num_val=4, num_test=4, image_size=32, num_workers="auto")
+    loader = datamodule.train_dataloader()  # no trainer: a CPU machine here
+    assert (loader.num_workers, loader.persistent_workers, loader.pin_memory) == (2, True, False)
+    datamodule = ShapesDataModule(num_classes=2, num_train=8, num_val=4, num_test=4, image_size=32, num_workers=2, persistent_workers=False)
+    assert datamodule.val_dataloader().persistent_workers is False
+
+
+def test_the_progress_bar_reads_logged_values_every_n_steps_not_every_step(monkeypatch):
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import RichProgressBar
+
+    from src.callbacks.progress import ProgressBar
+
+    reads = []
+    monkeypatch.setattr(RichProgressBar, "get_metrics", lambda self, trainer, module: reads.append(trainer.global_step) or {"step": trainer.global_step})
+    bar = ProgressBar()
+    trainer = SimpleNamespace(training=True, is_last_batch=False, log_every_n_steps=10, global_step=0)
+    shown = []
+    for step in range(1, 26):
+        trainer.global_step = step
+        shown.append(bar.get_metrics(trainer, None)["step"])
+    assert reads == [1, 10, 20] and shown[-1] == 20  # the first batch, then every 10th
+    trainer.is_last_batch = True  # the epoch's end: fresh values
+    assert bar.get_metrics(trainer, None) == {"step": 25}
+    trainer.is_last_batch, trainer.training = False, False  # validation: fresh values
+    assert bar.get_metrics(trainer, None) == {"step": 25} and len(reads) == 5

@@ -23,10 +23,12 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from src.data.palettes import voc_palette
 from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augmentation, normalisation_stats, normalise
+from src.utils.hardware import check_num_workers, loader_workers
 from src.utils.seeding import derived_seed
 
 SPLITS = ("train", "val", "test")
@@ -214,7 +216,8 @@ class SegmentationDataModule(LightningDataModule):
         ignore_index: int = 255,
         image_size: int = 256,
         batch_size: int = 16,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
+        persistent_workers: bool = True,
         aug: Augmentation | None = None,
         n_aug: int = 0,
         seed: int = 0,
@@ -238,7 +241,9 @@ class SegmentationDataModule(LightningDataModule):
         self.ignore_index = ignore_index
         self.image_size = image_size
         self.batch_size = batch_size
+        check_num_workers(num_workers)
         self.num_workers = num_workers
+        self.persistent_workers = persistent_workers
         self.aug = aug
         self.n_aug = n_aug
         self.seed = seed
@@ -279,13 +284,17 @@ class SegmentationDataModule(LightningDataModule):
             # with workers draws its first indices before that call, so the sampler starts there.
             epoch = self.trainer.fit_loop.epoch_progress.current.processed if self.trainer is not None else 0
             sampler = EpochShuffle(len(dataset), self.seed, epoch)
+        trainer = self.trainer
+        on_gpu = isinstance(trainer.accelerator, CUDAAccelerator) if trainer is not None else torch.cuda.is_available()
+        workers = loader_workers(self.num_workers, trainer.num_devices if trainer is not None else 1, on_gpu)
         return DataLoader(
             EncodedItems(dataset),
             batch_size=self.batch_size,
             sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            num_workers=workers,
+            persistent_workers=self.persistent_workers and workers > 0,
+            # Page-locked batches copy to a GPU asynchronously; on a CPU run pinning only costs.
+            pin_memory=on_gpu,
         )
 
     def normalise_batch(self, batch: dict) -> dict:

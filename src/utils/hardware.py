@@ -1,8 +1,12 @@
-"""Settings chosen from the machine: numeric precision."""
+"""Settings chosen from the machine: numeric precision and data-loader workers."""
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+MAX_AUTO_WORKERS = 8  # more rarely helps a loader of cached arrays, and each one holds memory
 
 
 def bf16_supported(accelerator: str) -> bool:
@@ -23,3 +27,26 @@ def auto_precision(precision: str | int, accelerator: str) -> tuple[str, str]:
     if bf16_supported(accelerator):
         return "bf16-mixed", "auto: the hardware has fast bf16"
     return "32-true", "auto: no fast bf16 on this hardware"
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (a SLURM job's or container's share, not the machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def check_num_workers(num_workers: int | str) -> None:
+    if num_workers != "auto" and not (isinstance(num_workers, int) and num_workers >= 0):
+        raise ValueError(f"data.num_workers must be 'auto' or a whole number >= 0, got {num_workers!r}")
+
+
+def loader_workers(num_workers: int | str, processes: int = 1, on_gpu: bool | None = None) -> int:
+    """Loader worker processes for one training process. An int is kept; ``auto`` shares the
+    usable cores between the ``processes`` on this machine (DDP), and of each share keeps one core
+    for the training process itself on a GPU, half the share on a CPU (where the training's own
+    arithmetic needs the cores): at least 1, at most MAX_AUTO_WORKERS."""
+    check_num_workers(num_workers)
+    if num_workers != "auto":
+        return int(num_workers)
+    share = max(1, usable_cpus() // max(1, processes))
+    on_gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
+    return max(1, min(MAX_AUTO_WORKERS, share - 1 if on_gpu else share // 2))

@@ -26,12 +26,20 @@ def checkpoint_run_dir(ckpt_path: str | None, new_run_dir: str) -> str:
     return new_run_dir
 
 
+def job_cpus(num_workers: int | str) -> int:
+    """CPUs for one training process of a cluster job: itself and its loader workers (``auto``:
+    as many as src.utils.hardware gives a GPU process, MAX_AUTO_WORKERS)."""
+    from src.utils.hardware import MAX_AUTO_WORKERS
+
+    return 1 + (MAX_AUTO_WORKERS if num_workers == "auto" else int(num_workers))
+
+
 def hydra_subdir(ckpt_path: str | None) -> str:
     """Where Hydra keeps a run's composed config: a resumed run keeps the first one's beside its own."""
     return f".hydra/resumed_{datetime.now():%Y-%m-%d_%H-%M-%S}" if ckpt_path else ".hydra"
 
 
 OmegaConf.register_new_resolver("image_folder_classes", count_image_folder_classes, replace=True)
-OmegaConf.register_new_resolver("add", lambda *numbers: sum(numbers), replace=True)
+OmegaConf.register_new_resolver("job_cpus", job_cpus, replace=True)
 OmegaConf.register_new_resolver("checkpoint_run_dir", checkpoint_run_dir, replace=True)
 OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
