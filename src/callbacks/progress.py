@@ -1,0 +1,28 @@
+"""Lightning's rich progress bar, reading the logged values less often."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.pytorch.callbacks import RichProgressBar
+
+
+class ProgressBar(RichProgressBar):
+    """Advances every batch but reads the logged values (``.item()``: on a GPU, a wait for every
+    queued kernel) only every ``trainer.log_every_n_steps`` training steps, on the epoch's last
+    batch and outside training, so the shown loss costs the training loop no per-step sync."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._shown: dict[str, Any] | None = None
+
+    def get_metrics(self, trainer, pl_module) -> dict[str, Any]:
+        stale = (
+            self._shown is None
+            or not trainer.training
+            or trainer.is_last_batch
+            or trainer.global_step % max(1, trainer.log_every_n_steps) == 0
+        )
+        if stale:
+            self._shown = super().get_metrics(trainer, pl_module)
+        return self._shown
