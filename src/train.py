@@ -8,6 +8,7 @@ Returns the best monitored value so that Hydra sweepers can optimise it.
 from __future__ import annotations
 
 import random
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,17 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.seeding import EpochSeeding
-from src.utils.checkpoint import ConfigInCheckpoint, resume_config
+from src.utils.checkpoint import ConfigInCheckpoint, check_room_for_checkpoints, resume_config
 from src.utils.hardware import auto_precision
 from src.utils.instantiate import build_task, instantiate_group
 from src.utils.run import flatten, report_run_dir, write_json, write_resolved_config
+from src.utils.validate import check_config
 
 log = rank_zero_only(print)
 
@@ -45,10 +48,28 @@ def _checkpoint_position(path: str) -> dict[str, int]:
     return position
 
 
+def _explain_interruption(trainer: L.Trainer, interruption: BaseException) -> int:
+    """Say what was kept and the command that resumes; the exit status (128 + signal number)."""
+    by_sigterm = isinstance(interruption, SIGTERMException)
+    last = next((Path(cb.dirpath) / f"{cb.filename}.ckpt" for cb in trainer.checkpoint_callbacks if not cb.monitor), None)
+    where = f"in epoch {trainer.current_epoch + 1} (step {trainer.global_step})"
+    if last is not None and last.is_file():
+        epoch = _checkpoint_position(str(last))["epoch"] + 1
+        log(
+            f"\nInterrupted by {'SIGTERM' if by_sigterm else 'Ctrl-C'} {where}. {last} holds the end of epoch {epoch}; "
+            f"the unfinished epoch runs again on resume, so the result is the uninterrupted run's. Resume with:\n"
+            f"  python -m src.train ckpt_path={last.resolve()}"
+        )
+    else:
+        log(f"\nInterrupted by {'SIGTERM' if by_sigterm else 'Ctrl-C'} {where}, before a first epoch ended: nothing to resume.")
+    return 128 + (signal.SIGTERM if by_sigterm else signal.SIGINT)
+
+
 @report_run_dir
 def train(cfg: DictConfig) -> float | None:
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
+    check_config(cfg)
     if cfg.seed is None:
         with open_dict(cfg):
             cfg.seed = random.randrange(2**31)
@@ -62,6 +83,7 @@ def train(cfg: DictConfig) -> float | None:
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     task = build_task(cfg)
+    check_room_for_checkpoints(run_dir / "checkpoints", task)
     callbacks = instantiate_group(cfg.get("callbacks")) + [ConfigInCheckpoint(config), EpochSeeding(cfg.seed)]
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -77,7 +99,10 @@ def train(cfg: DictConfig) -> float | None:
             + (f", early stopping {waited} of {cfg.callbacks.early_stopping.patience} epochs without improvement" if waited is not None else "")
             + "."
         )
-    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    except (KeyboardInterrupt, SystemExit) as interruption:  # Lightning turns Ctrl-C into exit(1)
+        raise SystemExit(_explain_interruption(trainer, interruption)) from None
     fit_metrics = _scalars(trainer.callback_metrics)
 
     checkpoints = [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]

@@ -121,5 +121,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             ) from error
 
 
+def check_room_for_checkpoints(folder: Path, module: torch.nn.Module) -> None:
+    """Fail before training, not at the first epoch's end, where the run's checkpoint folder cannot
+    be written or its disk cannot hold best.ckpt and last.ckpt (weights and optimizer moments,
+    estimated as 3x the weights, each), plus a temporary copy while one is replaced."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write_test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise CheckpointWriteError(
+            f"cannot write checkpoints to {folder}: {error.strerror or error}. "
+            "Choose a writable place for the run with paths.output_dir=... (or hydra.run.dir=...)."
+        ) from None
+    weights = sum(t.numel() * t.element_size() for t in module.state_dict().values())
+    need, free = 3 * 3 * weights, shutil.disk_usage(folder).free
+    if free < need:
+        raise CheckpointWriteError(
+            f"{folder}: {free / 2**20:.0f} MiB free, but this run's checkpoints need about {need / 2**20:.0f} MiB "
+            f"(best.ckpt and last.ckpt, about {3 * weights / 2**20:.0f} MiB each, and a temporary copy). "
+            "Free space, or put the run elsewhere with paths.output_dir=...."
+        )
+
+
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written; the message names the file and what to do."""

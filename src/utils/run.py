@@ -70,7 +70,13 @@ def report_run_dir(entry: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
     def wrapped(cfg: DictConfig) -> Any:
         run_dir = Path(cfg.paths.output_dir)
         started = time.time()
-        write_status(run_dir, "running", started=started)
+        try:
+            write_status(run_dir, "running", started=started)
+        except OSError as error:
+            raise OSError(
+                f"cannot write the run directory {run_dir}: {error.strerror or error}. "
+                "Choose a writable place with hydra.run.dir=... (or paths.output_dir=...)."
+            ) from None
         try:
             result = entry(cfg)
         except (KeyboardInterrupt, SystemExit) as error:

@@ -1,0 +1,48 @@
+"""Checks of a composed config that fail at once, before any data is read, naming the key."""
+
+from __future__ import annotations
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key and what it accepts."""
+
+
+WHOLE_NUMBERS = {"data.batch_size": 1, "data.image_size": 1, "data.num_classes": 2, "data.n_aug": 0, "trainer.max_epochs": -1}
+POSITIVE_NUMBERS = ["optimizer.lr"]
+
+
+def check_config(cfg: DictConfig) -> None:
+    for key, least in WHOLE_NUMBERS.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ConfigError(f"{key} must be a whole number >= {least}, got {value!r}")
+    for key in POSITIVE_NUMBERS:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
+            raise ConfigError(f"{key} must be a number > 0, got {value!r}")
+    check_model_takes_the_data(cfg)
+
+
+def check_model_takes_the_data(cfg: DictConfig) -> None:
+    """Run the net on a training batch's shape on the meta device (shapes only: no memory, no
+    arithmetic), so a size the net cannot take fails now rather than after the data is read."""
+    if "model" not in cfg or "data" not in cfg or "image_size" not in cfg.data:
+        return
+    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
+    if "pretrained" in model_cfg:
+        model_cfg["pretrained"] = None  # the shapes do not depend on the weights
+    size, batch = cfg.data.image_size, cfg.data.batch_size
+    channels = OmegaConf.select(cfg, "data.in_channels", default=3)
+    with torch.device("meta"):
+        net = instantiate(model_cfg, _convert_="all").train()
+        try:
+            net(torch.empty(batch, channels, size, size))
+        except (RuntimeError, ValueError) as error:
+            raise ConfigError(
+                f"data.image_size={size}: {cfg.model._target_} cannot train on {batch} x {channels} x {size} x {size} "
+                f"batches ({str(error).splitlines()[0]}); choose a larger data.image_size or data.batch_size"
+            ) from None
