@@ -1,12 +1,25 @@
 """Faults a long sweep must survive: interrupted writes, full disks, kills, NaNs, bad input."""
 
 import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import namedtuple
+from pathlib import Path
 
 import pytest
 import torch
 
+from src.callbacks.finite_loss import NonFiniteLossError
 from src.utils import checkpoint as checkpoint_module
 from src.utils.checkpoint import AtomicCheckpointIO, CheckpointWriteError
+from tests.conftest import ROOT, run_cli, tiny
+
+shutil_usage = namedtuple("usage", "total used free")
 
 
 def test_a_failed_checkpoint_write_keeps_the_previous_file_and_says_which(tmp_path, monkeypatch):
@@ -25,3 +38,186 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file_and_says_which(tmp_pa
     kept = torch.load(path, weights_only=True)
     assert kept["epoch"] == 1 and torch.equal(kept["weights"], torch.arange(1000.0))
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no temporary file left behind
+
+
+# A process that saves checkpoints back to back, each a different version: killed at any moment,
+# most often in the middle of a write.
+SAVE_FOREVER = """
+import sys, torch
+from src.utils.checkpoint import AtomicCheckpointIO
+io, version = AtomicCheckpointIO(), 0
+while True:
+    version += 1
+    io.save_checkpoint({"version": version, "weights": torch.full((4_000_000,), float(version))}, sys.argv[1])
+    print(version, flush=True)
+"""
+
+
+def test_a_process_killed_while_writing_leaves_a_whole_checkpoint(tmp_path):
+    path = tmp_path / "last.ckpt"
+    rng = random.Random(0)
+    for _ in range(3):
+        child = subprocess.Popen([sys.executable, "-c", SAVE_FOREVER, str(path)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip()  # at least one checkpoint written
+        time.sleep(rng.uniform(0.05, 0.6))
+        child.kill()  # SIGKILL: no handler, no cleanup
+        child.wait()
+        state = torch.load(path, weights_only=True)
+        assert torch.equal(state["weights"], torch.full((4_000_000,), float(state["version"])))
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.is_file():
+        assert process.poll() is None, process.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.1)
+
+
+TRAIN = [sys.executable, "-m", "src.train", *tiny(["trainer.max_epochs=40", "test=false", "model.base_width=16"])]
+
+
+@pytest.mark.slow
+def test_training_killed_at_random_moments_resumes_every_time(tmp_path):
+    run_dir = tmp_path / "run"
+    last, best = run_dir / "checkpoints" / "last.ckpt", run_dir / "checkpoints" / "best.ckpt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    rng = random.Random(1)
+    epochs = []
+    for attempt in range(3):
+        args = TRAIN + [f"hydra.run.dir={run_dir}"] + ([f"ckpt_path={last}"] if attempt else [])
+        process = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if attempt:
+            time.sleep(rng.uniform(6, 9))  # start-up, then a few epochs
+        _wait_for(last, process)
+        time.sleep(rng.uniform(0.0, 2.0))
+        process.kill()
+        process.wait()
+        for path in (last, best):
+            state = torch.load(path, weights_only=True)  # whole, loadable
+            assert all(torch.isfinite(t).all() for t in state["state_dict"].values() if t.is_floating_point())
+        epochs.append(torch.load(last, weights_only=True)["epoch"])
+    assert epochs == sorted(epochs) and epochs[-1] > epochs[0]  # every resume went on from where it was
+    done = run_cli("src.train", f"ckpt_path={last}", f"trainer.max_epochs={epochs[-1] + 2}", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == epochs[-1] + 2 and metrics["resumed_from"]["epoch"] == epochs[-1]
+
+
+@pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "Ctrl-C"])
+def test_an_interrupted_run_keeps_last_ckpt_says_how_to_resume_and_exits_non_zero(tmp_path, signum, status):
+    run_dir = tmp_path / "run"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(TRAIN + [f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for(last, process)
+    process.send_signal(signum)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == status, output[-3000:]
+    assert f"Interrupted by {'SIGTERM' if signum == signal.SIGTERM else 'Ctrl-C'}" in output
+    command = output.split("Resume with:\n")[1].split("\n")[0].strip()
+    assert command == f"python -m src.train ckpt_path={last.resolve()}"
+    assert json.loads((run_dir / "run_status.json").read_text())["status"] == "interrupted"
+    if signum == signal.SIGINT:
+        return  # resuming is the same for both; run it once
+    epoch = torch.load(last, weights_only=True)["epoch"]
+    resumed = run_cli(*command.split()[2:], f"trainer.max_epochs={epoch + 2}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert json.loads((run_dir / "metrics.json").read_text())["epochs_completed"] == epoch + 2
+
+
+class LossNaNFromStep(torch.nn.Module):
+    """Cross-entropy that turns NaN from a given training step on (counted in calls)."""
+
+    def __init__(self, from_call: int, **_):
+        super().__init__()
+        self.from_call, self.calls = from_call, 0
+
+    def forward(self, logits, masks):
+        self.calls += self.training
+        loss = torch.nn.functional.cross_entropy(logits, masks.long(), ignore_index=255)
+        return loss * float("nan") if self.calls >= self.from_call else loss
+
+
+def test_training_stops_at_the_first_nan_loss_and_keeps_the_last_good_checkpoint(train_run, tmp_path):
+    # 32 items, batch 8: 4 steps an epoch; the 6th training step (epoch 2) gives NaN.
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at step 6 \(epoch 2\).*trainer.detect_anomaly=true"):
+        train_run("loss._target_=tests.test_reliability.LossNaNFromStep", "+loss.from_call=6", "trainer.max_epochs=5")
+    run_dir = tmp_path / "run"
+    state = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["epoch"] == 0 and state["global_step"] == 4  # the end of epoch 1, the last good one
+    assert all(torch.isfinite(t).all() for t in state["state_dict"].values() if t.is_floating_point())
+    assert json.loads((run_dir / "run_status.json").read_text())["status"] == "failed"
+
+
+def test_a_disk_without_room_for_the_checkpoints_fails_before_training(train_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoint_module.shutil, "disk_usage", lambda path: shutil_usage(total=10**9, used=10**9 - 2**20, free=2**20))
+    with pytest.raises(CheckpointWriteError, match=r"checkpoints: 1 MiB free, but this run's checkpoints need about \d+ MiB.*paths.output_dir"):
+        train_run("debug=fast", "model.base_width=32")
+    assert not (tmp_path / "run" / "checkpoints" / "last.ckpt").exists() and not (tmp_path / "run" / "tensorboard").exists()
+
+
+def test_an_unwritable_run_directory_fails_before_training_naming_it(train_run, tmp_path):
+    (tmp_path / "a_file").write_text("not a directory")
+    with pytest.raises(OSError, match=rf"cannot write the run directory {tmp_path / 'a_file' / 'run'}: Not a directory"):
+        train_run("debug=fast", run_dir=tmp_path / "a_file" / "run")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optimizer.lr=-0.001", r"optimizer.lr must be a number > 0, got -0.001"),
+        ("data.batch_size=eight", r"data.batch_size must be a whole number >= 1, got 'eight'"),
+        ("data.image_size=0", r"data.image_size must be a whole number >= 1, got 0"),
+        ("data.n_aug=-1", r"data.n_aug must be a whole number >= 0, got -1"),
+    ],
+)
+def test_a_bad_config_value_fails_before_any_data_is_read_naming_the_key(train_run, override, message, monkeypatch):
+    from src.data.shapes import ShapesDataModule
+
+    monkeypatch.setattr(ShapesDataModule, "load_split", lambda *a: pytest.fail("data was read"))
+    with pytest.raises(ValueError, match=message):
+        train_run(override)
+
+
+def test_n_aug_beyond_what_the_augmentation_can_make_names_both_keys(train_run, monkeypatch):
+    from src.data.shapes import ShapesDataModule
+
+    monkeypatch.setattr(ShapesDataModule, "load_split", lambda *a: pytest.fail("data was read"))
+    from hydra.errors import InstantiationException
+
+    with pytest.raises(InstantiationException, match=r"data.n_aug=3 but aug=CopyAugmentation makes at most 2 distinct copies"):
+        train_run("aug=flip", "data.n_aug=3")
+
+
+def test_an_image_size_the_model_cannot_train_on_fails_before_any_data_is_read(train_run, monkeypatch):
+    from src.data.shapes import ShapesDataModule
+
+    monkeypatch.setattr(ShapesDataModule, "load_split", lambda *a: pytest.fail("data was read"))
+    # One image a batch, and ResNet34's 32x downsampling leaves one value per channel for batch norm.
+    with pytest.raises(ValueError, match=r"data.image_size=16: src.models.resnet_unet.ResNet34UNet cannot train on 1 x 3 x 16 x 16"):
+        train_run("model=resnet34_unet", "data.image_size=16", "data.batch_size=1")
+
+
+def test_an_unknown_config_key_is_refused_naming_it(tmp_path):
+    result = run_cli("src.train", "optimizer.learning_rate=0.1", "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode != 0 and "optimizer.learning_rate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
+    from src.utils.checkpoint import read_run_config
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    path = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "seglab_config": {"model": Payload()}}, path)
+    with pytest.raises(ValueError, match=rf"ckpt_path={path}: not a loadable checkpoint \(UnpicklingError"):
+        read_run_config(path)
+    for command in (["src.eval", "hydra.run.dir=eval"], ["src.predict", f"input={tmp_path}"]):
+        result = run_cli(*command, f"ckpt_path={path}", cwd=tmp_path)
+        assert result.returncode != 0 and "not a loadable checkpoint" in result.stderr + result.stdout
+    assert not marker.exists()  # the payload never ran
