@@ -15,7 +15,7 @@ from tests.conftest import run_cli, tiny
 
 
 def test_report_of_a_four_run_sweep_lists_every_run_and_the_crashed_ones_as_failed(tmp_path):
-    # optimizer.lr=-1 makes Adam raise: two of the four runs crash; Hydra still runs all four.
+    # optimizer.lr=-1 is refused by the config check: two of the four runs crash; Hydra still runs all four.
     sweep = run_cli("src.train", "-m", "debug=fast", *tiny(["optimizer.lr=1e-3,-1", "aug=none,flip"]),
                     "hydra.sweep.dir=sweep", cwd=tmp_path)  # fmt: skip
     assert sweep.returncode != 0  # the sweep says that runs failed
@@ -35,7 +35,7 @@ def test_report_of_a_four_run_sweep_lists_every_run_and_the_crashed_ones_as_fail
         assert float(row["test/dice"]) == metrics["test"]["test/dice"]
         assert float(row["wall time (s)"]) > 0 and row["best epoch"] == "1"
     assert [row["state"] for row in failed] == ["failed", "failed"]
-    assert all("Invalid learning rate: -1" in row["error"] for row in failed)
+    assert all("optimizer.lr must be a number >= 0, got -1" in row["error"] for row in failed)
     assert "| failed |" in (tmp_path / "sweep" / "report.md").read_text()
     assert "| failed |" in result.stdout
     assert Image.open(tmp_path / "sweep" / "report.png").size[1] > 100

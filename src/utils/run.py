@@ -53,13 +53,24 @@ def write_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
 STATUS_FILE = "run_status.json"
 
 
+def resident_memory_mb() -> float | None:
+    """This process's resident memory now (Linux), in MiB."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def write_status(run_dir: Path, status: str, **details: Any) -> None:
     """run_status.json: running (with the process id and host, to tell a live run from a killed
-    one), completed, failed (with the error) or interrupted; src.report reads it."""
+    one), completed, failed (with the error) or interrupted; src.report reads it. Also the
+    process's resident memory at that moment (in a sweep, one process runs every job)."""
     write_json(
         run_dir / STATUS_FILE,
-        {"status": status, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time(), **details},
-    )
+        {"status": status, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time(),
+         "memory_mb": resident_memory_mb(), **details},
+    )  # fmt: skip
 
 
 def report_run_dir(entry: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:

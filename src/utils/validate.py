@@ -12,7 +12,7 @@ class ConfigError(ValueError):
 
 
 WHOLE_NUMBERS = {"data.batch_size": 1, "data.image_size": 1, "data.num_classes": 2, "data.n_aug": 0, "trainer.max_epochs": -1}
-POSITIVE_NUMBERS = ["optimizer.lr"]
+NON_NEGATIVE_NUMBERS = ["optimizer.lr"]  # 0 freezes the weights: of use in tests and probes
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -20,10 +20,10 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise ConfigError(f"{key} must be a whole number >= {least}, got {value!r}")
-    for key in POSITIVE_NUMBERS:
+    for key in NON_NEGATIVE_NUMBERS:
         value = OmegaConf.select(cfg, key, default=None)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0):
-            raise ConfigError(f"{key} must be a number > 0, got {value!r}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
+            raise ConfigError(f"{key} must be a number >= 0, got {value!r}")
     check_model_takes_the_data(cfg)
 
 
