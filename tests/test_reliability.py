@@ -72,6 +72,8 @@ def test_a_process_killed_while_writing_leaves_a_whole_checkpoint(tmp_path):
         child.wait()
         state = torch.load(path, weights_only=True)
         assert torch.equal(state["weights"], torch.full((4_000_000,), float(state["version"])))
+    AtomicCheckpointIO().save_checkpoint({"version": 0}, path)  # the next save clears killed writes' files
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
 def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -110,6 +112,7 @@ def test_training_killed_at_random_moments_resumes_every_time(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs_completed"] == epochs[-1] + 2 and metrics["resumed_from"]["epoch"] == epochs[-1]
+    assert sorted(p.name for p in last.parent.iterdir()) == ["best.ckpt", "last.ckpt"]  # killed writes cleaned up
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "Ctrl-C"])

@@ -110,6 +110,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             with open(temporary, "wb") as file:
                 torch.save(checkpoint, file)
             os.replace(temporary, path)
+            for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-write
+                stale.unlink(missing_ok=True)
         except OSError as error:
             temporary.unlink(missing_ok=True)
             free = shutil.disk_usage(path.parent).free / 2**20 if path.parent.is_dir() else 0.0
