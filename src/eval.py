@@ -26,7 +26,7 @@ from src.callbacks.embedding import EmbeddingPlot
 from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
 from src.utils.checkpoint import read_run_config
 from src.utils.instantiate import build_task
-from src.utils.run import write_json, write_resolved_config
+from src.utils.run import exit_on_bad_input, write_json, write_resolved_config
 
 
 def evaluation_config(ckpt_path: str, overrides: list[str], output_dir: str | None = None) -> DictConfig:
@@ -83,4 +83,5 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_bad_input("python -m src.eval"):
+        main()

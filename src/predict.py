@@ -28,6 +28,7 @@ from src.data.transforms import normalisation_stats, normalise
 from src.metrics import hard_predictions
 from src.utils.checkpoint import read_run_config
 from src.utils.instantiate import build_task
+from src.utils.run import exit_on_bad_input
 
 
 def image_files(source: Path) -> list[Path]:
@@ -108,4 +109,5 @@ def main(argv: list[str] | None = None) -> dict[str, list[str]]:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_bad_input("python -m src.predict"):
+        main()

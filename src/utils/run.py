@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import os
 import socket
+import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
@@ -102,3 +104,14 @@ def report_run_dir(entry: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
         return result
 
     return wrapped
+
+
+@contextlib.contextmanager
+def exit_on_bad_input(program: str) -> Iterator[None]:
+    """For a command's ``__main__``: bad input (a missing or foreign checkpoint, an unknown key, an
+    unreadable file) ends in its one-line message and exit status 1, not a traceback."""
+    try:
+        yield
+    except (ValueError, KeyError, FileNotFoundError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        sys.exit(f"{program}: {message}")
