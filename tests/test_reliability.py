@@ -306,3 +306,16 @@ def test_a_twelve_run_sweep_writes_every_run_and_memory_does_not_grow_run_over_r
     print("resident MiB at the end of each run:", [round(m) for m in memory])
     # After the first runs have loaded every library: the last four end within 5 % of runs 4-7.
     assert np.median(memory[8:]) < 1.05 * np.median(memory[3:7]), memory
+
+
+def test_best_and_last_of_the_same_state_share_one_file_and_part_when_training_goes_on(tmp_path):
+    io, folder = AtomicCheckpointIO(), tmp_path / "checkpoints"
+    epoch_0 = {"epoch": 0, "global_step": 4, "weights": torch.arange(10.0)}
+    io.save_checkpoint(epoch_0, folder / "best.ckpt")
+    io.save_checkpoint(epoch_0, folder / "last.ckpt")  # the same state: linked, not written again
+    io.save_checkpoint({**epoch_0, "callbacks": {}}, folder / "other.ckpt")  # other contents: written
+    assert (folder / "last.ckpt").stat().st_ino == (folder / "best.ckpt").stat().st_ino
+    assert (folder / "other.ckpt").stat().st_ino != (folder / "best.ckpt").stat().st_ino
+    io.save_checkpoint({"epoch": 1, "global_step": 8, "weights": torch.zeros(10)}, folder / "last.ckpt")
+    assert torch.equal(torch.load(folder / "best.ckpt", weights_only=True)["weights"], torch.arange(10.0))
+    assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 1

@@ -98,18 +98,29 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     own atomic save first builds the whole checkpoint in memory: twice the copying). A failed
     write (disk full, directory unwritable) removes the partial file, keeps the previous
     checkpoint and says which file and why. Remote paths (s3://, gs://...) go to Lightning's.
+
+    In an epoch with a new best, best.ckpt and last.ckpt hold the same training state (epoch,
+    step, weights, optimizer; only the two checkpoint callbacks' bookkeeping differs): the second
+    is then a hard link to the first, not a second write of the same bytes.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._previous: tuple[tuple, Path] | None = None  # (training state, file) of the last save
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
         if "://" in str(path) or storage_options is not None:
             return super().save_checkpoint(checkpoint, path, storage_options)
         path = Path(path)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        state = (checkpoint.get("epoch"), checkpoint.get("global_step"), frozenset(checkpoint))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(temporary, "wb") as file:
-                torch.save(checkpoint, file)
+            if not self._link_same_state(state, path, temporary):
+                with open(temporary, "wb") as file:
+                    torch.save(checkpoint, file)
             os.replace(temporary, path)
+            self._previous = (state, path)
             for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a process killed mid-write
                 stale.unlink(missing_ok=True)
         except OSError as error:
@@ -121,6 +132,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 "Free space or choose another directory with paths.output_dir=..., then resume from "
                 "checkpoints/last.ckpt."
             ) from error
+
+
+    def _link_same_state(self, state: tuple, path: Path, temporary: Path) -> bool:
+        if self._previous is None:
+            return False
+        previous_state, previous_path = self._previous
+        if previous_state != state or previous_path == path or previous_path.parent != path.parent:
+            return False
+        try:
+            os.link(previous_path, temporary)
+        except OSError:  # no hard links here (some network file systems): write the bytes
+            return False
+        return True
 
 
 def check_room_for_checkpoints(folder: Path, module: torch.nn.Module) -> None:
