@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -41,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from src.metrics import PerImageDice, confusion_matrix, hard_predictions, segmentation_scores  # noqa: E402
 from src.train import train  # noqa: E402
-from src.utils.hardware import auto_precision  # noqa: E402
+from src.utils.hardware import auto_precision, device_description  # noqa: E402
 
 
 class EpochClock(L.Callback):
@@ -167,7 +166,7 @@ def main() -> None:
             print(f"pair {repeat + 1}: seglab {seconds['seglab'][-args.epochs + 1:]}  plain {seconds['plain'][-args.epochs + 1:]}", flush=True)
     a, b = statistics.median(seconds["seglab"]), statistics.median(seconds["plain"])
     precision, _ = auto_precision(cfg.trainer.precision, cfg.trainer.accelerator)
-    where = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
+    where = device_description()
     print(f"\n{args.model} {args.size}x{args.size}, batch {args.batch}, {args.train_batches} training + {args.val_batches} "
           f"validation batches an epoch, {precision}, on {where}")  # fmt: skip
     print(f"seglab (A): {a:.3f} s/epoch   plain loop (B): {b:.3f} s/epoch   A/B = {a / b:.3f}")

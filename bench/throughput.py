@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from datetime import date
@@ -25,7 +24,7 @@ from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from src.utils.hardware import auto_precision  # noqa: E402
+from src.utils.hardware import auto_precision, device_description  # noqa: E402
 
 
 def build(model: str, num_classes: int) -> torch.nn.Module:
@@ -99,7 +98,7 @@ def main() -> None:
         net = build(args.model, args.num_classes)
         results[name] = measure(net, images, masks, device, channels_last, bf16, args.steps)
     base = results["fp32 NCHW"][0]
-    where = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
+    where = device_description()
     print(f"{args.model} {args.size}x{args.size}, batch {args.batch}, {args.steps} steps, on {where}; precision=auto -> {precision} ({why})")
     print(f"{'setting':38s} {'train img/s':>12s} {'vs fp32':>8s} {'infer img/s':>12s}")
     for name, (train, infer) in results.items():

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from lightning.pytorch import Callback
 
+from src.utils.hardware import logging_step
+
 
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names the epoch and step."""
@@ -25,7 +27,7 @@ class StopOnNonFiniteLoss(Callback):
         record = torch.stack([torch.tensor(float(trainer.global_step), device=loss.device), loss.float()])
         newly_bad = ~torch.isfinite(loss) & (self._first_bad[0] < 0)
         self._first_bad = torch.where(newly_bad, record, self._first_bad)
-        if trainer.global_step % max(1, trainer.log_every_n_steps) == 0:
+        if logging_step(trainer):
             self._check(trainer)
 
     def on_validation_start(self, trainer, pl_module) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 
 from lightning.pytorch.callbacks import RichProgressBar
 
+from src.utils.hardware import logging_step
+
 
 class ProgressBar(RichProgressBar):
     """Advances every batch but reads the logged values (``.item()``: on a GPU, a wait for every
@@ -21,7 +23,7 @@ class ProgressBar(RichProgressBar):
             self._shown is None
             or not trainer.training
             or trainer.is_last_batch
-            or trainer.global_step % max(1, trainer.log_every_n_steps) == 0
+            or logging_step(trainer)
         )
         if stale:
             self._shown = super().get_metrics(trainer, pl_module)

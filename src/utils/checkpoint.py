@@ -133,7 +133,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 "checkpoints/last.ckpt."
             ) from error
 
-
     def _link_same_state(self, state: tuple, path: Path, temporary: Path) -> bool:
         if self._previous is None:
             return False

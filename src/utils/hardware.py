@@ -1,8 +1,9 @@
-"""Settings chosen from the machine: numeric precision and data-loader workers."""
+"""Settings chosen from the machine: numeric precision, data-loader workers, when to sync."""
 
 from __future__ import annotations
 
 import os
+import platform
 
 import torch
 
@@ -29,6 +30,19 @@ def auto_precision(precision: str | int, accelerator: str) -> tuple[str, str]:
     return "32-true", "auto: no fast bf16 on this hardware"
 
 
+def logging_step(trainer) -> bool:
+    """A step on which the trainer logs (every ``log_every_n_steps``): the steps on which a
+    callback may read device values (a sync on a GPU) without slowing the others."""
+    return trainer.global_step % max(1, trainer.log_every_n_steps) == 0
+
+
+def device_description() -> str:
+    """The GPU's name, or the CPU and its thread count: where a benchmark ran."""
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
+
+
 def usable_cpus() -> int:
     """CPU cores this process may run on (a SLURM job's or container's share, not the machine's)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -39,7 +53,7 @@ def check_num_workers(num_workers: int | str) -> None:
         raise ValueError(f"data.num_workers must be 'auto' or a whole number >= 0, got {num_workers!r}")
 
 
-def loader_workers(num_workers: int | str, processes: int = 1, on_gpu: bool | None = None) -> int:
+def loader_workers(num_workers: int | str, processes: int, on_gpu: bool) -> int:
     """Loader worker processes for one training process. An int is kept; ``auto`` shares the
     usable cores between the ``processes`` on this machine (DDP), and of each share keeps one core
     for the training process itself on a GPU, half the share on a CPU (where the training's own
@@ -48,5 +62,4 @@ def loader_workers(num_workers: int | str, processes: int = 1, on_gpu: bool | No
     if num_workers != "auto":
         return int(num_workers)
     share = max(1, usable_cpus() // max(1, processes))
-    on_gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
     return max(1, min(MAX_AUTO_WORKERS, share - 1 if on_gpu else share // 2))
