@@ -14,12 +14,12 @@ import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from src.models.summary import summarise  # noqa: E402
+from src.utils.instantiate import build_net  # noqa: E402
 
 MODELS = {  # name: (num_classes, in_channels)
     "unet": (21, 3),
@@ -47,7 +47,7 @@ def main() -> None:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         for name, (classes, channels) in MODELS.items():
             cfg = compose("summary", overrides=[f"model={name}", f"data.num_classes={classes}", f"data.in_channels={channels}"])
-            summary = summarise(instantiate(cfg.model, _convert_="all"), (1, channels, args.size, args.size), depth=1)
+            summary = summarise(build_net(cfg.model), (1, channels, args.size, args.size), depth=1)
             results[name] = {"parameters": summary.parameters, "gmacs": round(summary.macs / 1e9, 3)}
             print(f"| `{name}` | {classes} | {channels}x{args.size}x{args.size} | {summary.parameters / 1e6:.2f} M | {summary.macs / 1e9:.2f} |")
     print(json.dumps({"benchmark": "model_sizes", "size": args.size, "models": results}))

@@ -1,11 +1,11 @@
 """Evaluate a checkpoint on the test split of the data it was trained on.
 
-    python -m src.eval ckpt_path=outputs/.../checkpoints/best.ckpt [key=value ...] [output_dir=DIR]
+    python -m src.eval ckpt_path=outputs/.../checkpoints/best.ckpt [key=value ...] [hydra.run.dir=DIR]
 
 The checkpoint carries its run's resolved config, so nothing else is needed; any key of it may
 be overridden (e.g. data.root=/elsewhere/pets, data.batch_size=8). Prints the test metrics and
-the per-class table and writes config.yaml, metrics.json, images/test_masks.png and the
-confusion matrix into its own run directory (default outputs/eval/<date>/<time>).
+the per-class table and writes config.yaml, metrics.json, eval.log, images/test_masks.png and
+the confusion matrix into its own run directory (default outputs/eval/<date>/<time>).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from pathlib import Path
 import hydra
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
-from omegaconf import DictConfig, open_dict
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
@@ -26,13 +28,17 @@ from src.callbacks.embedding import EmbeddingPlot
 from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
 from src.utils.checkpoint import read_run_config
 from src.utils.instantiate import build_task
-from src.utils.run import exit_on_bad_input, write_json, write_resolved_config
+from src.utils.log import get_logger, route_library_logs
+from src.utils.run import exit_on_bad_input, headline, write_json, write_resolved_config
+
+log = get_logger(__name__)
 
 
-def evaluation_config(ckpt_path: str, overrides: list[str], output_dir: str | None = None) -> DictConfig:
+def evaluation_config(ckpt_path: str, overrides: list[str], output_dir: str) -> DictConfig:
+    """The checkpoint's stored config with the ``key=value`` overrides, writing into ``output_dir``."""
     cfg = read_run_config(ckpt_path, overrides)
     with open_dict(cfg):
-        cfg.paths.output_dir = output_dir or time.strftime("outputs/eval/%Y-%m-%d/%H-%M-%S")
+        cfg.paths.output_dir = str(output_dir)
         cfg.ckpt_path = str(ckpt_path)
     return cfg
 
@@ -65,23 +71,34 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     trainer.test(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     test_metrics = {name: float(value) for name, value in sorted(trainer.callback_metrics.items())}
-    if hasattr(task, "predict_masks"):
+    if task.makes_masks:
         write_test_masks(task, datamodule, run_dir / "images" / "test_masks.png")
     summary = {"checkpoint": str(cfg.ckpt_path), "wall_time_s": round(time.perf_counter() - started, 2), "test": test_metrics}
     write_json(run_dir / "metrics.json", summary)
-    print(f"\nRun directory: {run_dir}")
+    log.info(headline(test_metrics))
+    log.info(f"Run directory: {run_dir}")
     return summary
 
 
-def main(argv: list[str] | None = None) -> dict:
-    args = sys.argv[1:] if argv is None else argv
-    settings = dict(arg.split("=", 1) for arg in args if arg.split("=", 1)[0] in ("ckpt_path", "output_dir"))
-    if "ckpt_path" not in settings:
-        sys.exit("usage: python -m src.eval ckpt_path=PATH [key=value ...] [output_dir=DIR]")
-    overrides = [arg for arg in args if arg.split("=", 1)[0] not in ("ckpt_path", "output_dir")]
-    return evaluate(evaluation_config(settings["ckpt_path"], overrides, settings.get("output_dir")))
+def register_checkpoint_config(argv: list[str]) -> None:
+    """Before Hydra composes conf/eval.yaml: store the config of the checkpoint named on the
+    command line as ``checkpoint_config``, the first entry of its defaults, so that Hydra checks
+    each override against the training run's keys. (In a sweep over ckpt_path, the first one's.)"""
+    given = next((arg.partition("=")[2] for arg in argv if arg.startswith("ckpt_path=")), None)
+    stored = OmegaConf.to_container(read_run_config(given.split(",")[0])) if given else {}
+    ConfigStore.instance().store(name="checkpoint_config", node=stored)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+def main(cfg: DictConfig) -> dict:
+    route_library_logs()
+    hydra_config = HydraConfig.get()
+    overrides = [o for o in hydra_config.overrides.task if not o.startswith("ckpt_path=")]
+    with exit_on_bad_input("python -m src.eval"):
+        return evaluate(evaluation_config(cfg.ckpt_path, overrides, hydra_config.runtime.output_dir))
 
 
 if __name__ == "__main__":
     with exit_on_bad_input("python -m src.eval"):
-        main()
+        register_checkpoint_config(sys.argv[1:])
+    main()

@@ -2,6 +2,8 @@
 
     python -m src.predict ckpt_path=PATH input=IMAGE_OR_FOLDER [output=DIR] [batch_size=8]
 
+(conf/predict.yaml; without ``output`` the masks go into the run directory, outputs/predict/<date>/<time>.)
+
 For each image writes <stem>_mask.png (class ids; a palette PNG, so it opens in colour) and
 <stem>_overlay.png (class colours over the photo), both at the image's original size. Images are
 resized to the model's training size, predicted in batches, and the logits resized back before
@@ -10,13 +12,14 @@ the class is chosen. A file that cannot be read is reported by name and the rest
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
+import hydra
 import numpy as np
 import torch
 import torch.nn.functional as F
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import track
 
@@ -26,9 +29,13 @@ from src.data.image_folder import IMAGE_SUFFIXES
 from src.data.palettes import overlay, voc_palette
 from src.data.transforms import normalisation_stats, normalise
 from src.metrics import hard_predictions
-from src.utils.checkpoint import read_run_config
+from src.models.weights import load_checked
+from src.utils.checkpoint import net_weights, read_run_config
 from src.utils.instantiate import build_task
+from src.utils.log import get_logger
 from src.utils.run import exit_on_bad_input
+
+log = get_logger(__name__)
 
 
 def image_files(source: Path) -> list[Path]:
@@ -43,10 +50,9 @@ def load_task(ckpt_path: str):
     """The checkpoint's task and net, weights loaded (plain data only), in eval mode."""
     cfg = read_run_config(ckpt_path)
     task = build_task(cfg)
-    if not hasattr(task, "predict_masks"):
+    if not task.makes_masks:
         raise ValueError(f"ckpt_path={ckpt_path}: a {type(task).__name__}; src.predict writes masks of segmentation models")
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    task.load_state_dict(state["state_dict"])
+    load_checked(task.net, net_weights(ckpt_path), f"ckpt_path={ckpt_path}")
     return cfg, task.eval()
 
 
@@ -78,7 +84,7 @@ def predict(ckpt_path: str, source: Path, out: Path, batch_size: int = 8) -> dic
                 images.append(read_image(path, "L" if channels == 1 else "RGB"))
                 names.append(path)
             except DatasetError as error:
-                print(f"skipped: {error}")
+                log.warning(f"skipped: {error}")
                 failed.append(str(path))
         if not images:
             continue
@@ -91,23 +97,21 @@ def predict(ckpt_path: str, source: Path, out: Path, batch_size: int = 8) -> dic
             mask = hard_predictions(full, task.threshold)[0].cpu().numpy()
             write_prediction(image, mask, palette, out, path.stem)
             written.append(str(path))
-    print(f"Wrote {len(written)} masks and overlays to {out}" + (f"; {len(failed)} files unreadable: {failed}" if failed else ""))
+    log.info(f"Wrote {len(written)} masks and overlays to {out}" + (f"; {len(failed)} files unreadable: {failed}" if failed else ""))
     return {"written": written, "failed": failed}
 
 
-def main(argv: list[str] | None = None) -> dict[str, list[str]]:
-    args = dict(arg.split("=", 1) for arg in (sys.argv[1:] if argv is None else argv) if "=" in arg)
-    unknown = set(args) - {"ckpt_path", "input", "output", "batch_size"}
-    if "ckpt_path" not in args or "input" not in args or unknown:
-        sys.exit("usage: python -m src.predict ckpt_path=PATH input=IMAGE_OR_FOLDER [output=DIR] [batch_size=8]"
-                 + (f"\nunknown arguments: {sorted(unknown)}" if unknown else ""))  # fmt: skip
-    out = Path(args.get("output") or time.strftime("outputs/predict/%Y-%m-%d/%H-%M-%S"))
-    result = predict(args["ckpt_path"], Path(args["input"]), out, int(args.get("batch_size", 8)))
+@hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+def main(cfg: DictConfig) -> dict[str, list[str]]:
+    out = Path(cfg.output or HydraConfig.get().runtime.output_dir)
+    with exit_on_bad_input("python -m src.predict"):
+        if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {cfg.batch_size!r}")
+        result = predict(cfg.ckpt_path, Path(cfg.input), out, cfg.batch_size)
     if result["failed"] and not result["written"]:
-        sys.exit(1)
+        raise SystemExit(1)
     return result
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input("python -m src.predict"):
-        main()
+    main()

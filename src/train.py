@@ -15,37 +15,25 @@ from typing import Any
 
 import hydra
 import lightning as L
-import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.seeding import EpochSeeding
-from src.utils.checkpoint import ConfigInCheckpoint, check_room_for_checkpoints, resume_config
+from src.utils.checkpoint import ConfigInCheckpoint, check_room_for_checkpoints, checkpoint_position, resume_config
 from src.utils.hardware import auto_precision
 from src.utils.instantiate import build_task, instantiate_group
-from src.utils.run import flatten, report_run_dir, write_json, write_resolved_config
+from src.utils.log import get_logger, route_library_logs
+from src.utils.run import flatten, headline, report_run_dir, write_json, write_resolved_config
 from src.utils.validate import check_config
 
-log = rank_zero_only(print)
+log = get_logger(__name__)
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in sorted(metrics.items())}
-
-
-def _checkpoint_position(path: str) -> dict[str, int]:
-    """Epoch and step stored in a checkpoint (memory-mapped: reads only what it needs), and the
-    early-stopping counter where the run had early stopping."""
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    position = {"epoch": int(state["epoch"]), "global_step": int(state["global_step"])}
-    for name, callback_state in state.get("callbacks", {}).items():
-        if name.startswith("EarlyStopping"):
-            position["early_stopping_wait"] = int(callback_state["wait_count"])
-    return position
 
 
 def _explain_interruption(trainer: L.Trainer, interruption: BaseException) -> int:
@@ -54,14 +42,14 @@ def _explain_interruption(trainer: L.Trainer, interruption: BaseException) -> in
     last = next((Path(cb.dirpath) / f"{cb.filename}.ckpt" for cb in trainer.checkpoint_callbacks if not cb.monitor), None)
     where = f"in epoch {trainer.current_epoch + 1} (step {trainer.global_step})"
     if last is not None and last.is_file():
-        epoch = _checkpoint_position(str(last))["epoch"] + 1
-        log(
-            f"\nInterrupted by {'SIGTERM' if by_sigterm else 'Ctrl-C'} {where}. {last} holds the end of epoch {epoch}; "
+        epoch = checkpoint_position(str(last))["epoch"] + 1
+        log.warning(
+            f"Interrupted by {'SIGTERM' if by_sigterm else 'Ctrl-C'} {where}. {last} holds the end of epoch {epoch}; "
             f"the unfinished epoch runs again on resume, so the result is the uninterrupted run's. Resume with:\n"
             f"  python -m src.train ckpt_path={last.resolve()}"
         )
     else:
-        log(f"\nInterrupted by {'SIGTERM' if by_sigterm else 'Ctrl-C'} {where}, before a first epoch ended: nothing to resume.")
+        log.warning(f"Interrupted by {'SIGTERM' if by_sigterm else 'Ctrl-C'} {where}, before a first epoch ended: nothing to resume.")
     return 128 + (signal.SIGTERM if by_sigterm else signal.SIGINT)
 
 
@@ -77,7 +65,7 @@ def train(cfg: DictConfig) -> float | None:
     precision, why = auto_precision(cfg.trainer.precision, cfg.trainer.accelerator)
     with open_dict(cfg):
         cfg.trainer.precision = precision
-    log(f"Precision: {precision} ({why})")
+    log.info(f"Precision: {precision} ({why})")
     write_resolved_config(cfg, run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
 
@@ -90,9 +78,9 @@ def train(cfg: DictConfig) -> float | None:
 
     resumed_from = None
     if cfg.ckpt_path:
-        resumed_from = {"path": str(cfg.ckpt_path), **_checkpoint_position(cfg.ckpt_path)}
+        resumed_from = {"path": str(cfg.ckpt_path), **checkpoint_position(cfg.ckpt_path)}
         waited = resumed_from.get("early_stopping_wait")
-        log(
+        log.info(
             f"Resuming {run_dir} from {cfg.ckpt_path}: {resumed_from['epoch'] + 1} epochs "
             f"({resumed_from['global_step']} steps) done of {cfg.trainer.max_epochs}; weights, optimizer, "
             "scheduler and data order restored"
@@ -112,7 +100,7 @@ def train(cfg: DictConfig) -> float | None:
     test_metrics: dict[str, float] = {}
     if cfg.test:
         if not best_path:
-            log("No best checkpoint was saved; testing the weights at the end of training.")
+            log.info("No best checkpoint was saved; testing the weights at the end of training.")
         trainer.test(task, datamodule=datamodule, ckpt_path=best_path or None, weights_only=True)
         test_metrics = _scalars(trainer.callback_metrics)
 
@@ -125,7 +113,7 @@ def train(cfg: DictConfig) -> float | None:
     summary = {
         "monitor": cfg.monitor,
         "best_score": best_score,
-        "best_epoch": _checkpoint_position(best_path)["epoch"] if best_path else None,
+        "best_epoch": checkpoint_position(best_path)["epoch"] if best_path else None,
         "best_checkpoint": best_path or None,
         "last_checkpoint": last_path or None,
         "epochs_completed": trainer.current_epoch,
@@ -145,17 +133,18 @@ def train(cfg: DictConfig) -> float | None:
         logger.log_hyperparams(flatten(config), metrics=hp_metrics)
         logger.save()
 
-    log(f"\nRun directory: {run_dir}")
+    log.info(f"Run directory: {run_dir}")
     if best_score is not None:
-        log(f"Best {cfg.monitor}: {best_score:.4f}" + (f"  ({best_path})" if best_path else ""))
+        log.info(f"Best {cfg.monitor}: {best_score:.4f}" + (f"  ({best_path})" if best_path else ""))
     if test_metrics:
-        log("Test: " + "  ".join(f"{k}={test_metrics[k]:.4f}" for k in ("test/dice", "test/dice_per_image", "test/miou", "test/acc", "test/top5") if k in test_metrics))
-    log(f"Curves and masks: tensorboard --logdir {run_dir.parent if run_dir.name.isdigit() else run_dir}")
+        log.info(headline(test_metrics))
+    log.info(f"Curves and masks: tensorboard --logdir {run_dir.parent if run_dir.name.isdigit() else run_dir}")
     return best_score
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    route_library_logs()
     if cfg.ckpt_path:  # resume: the checkpoint's own config, not conf/'s defaults
         hydra_config = HydraConfig.get()
         groups = {name.split("@")[0] for name in hydra_config.runtime.choices}

@@ -17,18 +17,19 @@ DATA = {
     "cifar": lambda root: make_cifar(root, per_batch=60),  # ~6 horses a batch
     "folder": make_image_folder,
 }
+FROZEN_BEFORE_LAYER3 = ["net.encoder.conv1", "net.encoder.bn1", "net.encoder.layer1", "net.encoder.layer2"]
 # experiment -> (fixture, recipe values from the issue and the config's header)
 EXPERIMENTS = {
     "pets_unet": ("pets", {"model._target_": "src.models.unet.UNet", "optimizer._target_": "torch.optim.AdamW",
                            "optimizer.lr": 1e-4, "data.batch_size": 15, "trainer.max_epochs": 60, "data.n_aug": 1,
                            "data.aug._target_": "src.data.transforms.RandomAugmentation",
                            "callbacks.early_stopping.patience": 7}),
-    "pets_resnet34_unet": ("pets", {"model._target_": "src.models.resnet_unet.ResNet34UNet", "optimizer.lr": 1e-3,
+    "pets_resnet34_unet": ("pets", {"model._target_": "src.models.resnet_unet.ResNetUNet", "model.encoder": "resnet34", "optimizer.lr": 1e-3,
                                     "optimizer._target_": "torch.optim.AdamW", "data.batch_size": 15,
                                     "trainer.max_epochs": 60, "data.n_aug": 1, "callbacks.early_stopping.patience": 7}),
     "voc_unet": ("voc", {"model._target_": "src.models.unet.UNet", "data.num_classes": 22, "model.num_classes": 22,
                          "optimizer._target_": "torch.optim.Adam", "loss._target_": "src.losses.CrossEntropyLoss"}),
-    "voc_resnet50_unet": ("voc", {"model._target_": "src.models.resnet_unet.ResNet50UNet", "model.num_classes": 22,
+    "voc_resnet50_unet": ("voc", {"model._target_": "src.models.resnet_unet.ResNetUNet", "model.encoder": "resnet50", "model.num_classes": 22,
                                   "optimizer._target_": "torch.optim.Adam", "loss._target_": "src.losses.CrossEntropyLoss"}),
     "satellite_fcn32s": ("satellite", {"model._target_": "src.models.fcn.FCN32s", "data.num_classes": 7, "monitor": "val/miou"}),
     "satellite_fcn8s": ("satellite", {"model._target_": "src.models.fcn.FCN8s", "data.num_classes": 7, "monitor": "val/miou"}),
@@ -39,9 +40,9 @@ EXPERIMENTS = {
     "colour_unet": ("cifar", {"model._target_": "src.models.colour.ColourUNet", "data.classes": ["horse"],
                               "data.num_classes": 24, "trainer.max_epochs": 25}),
     "deeplab_finetune": ("pets", {"model._target_": "src.models.deeplab.DeepLabV3", "model.num_classes": 1,
-                                  "task.freeze": ["model.backbone"]}),
-    "classify_resnet50": ("folder", {"model._target_": "src.models.classifier.ResNet50Classifier",
-                                     "model.trainable_from": "layer3", "monitor": "val/acc"}),
+                                  "task.freeze": ["net.model.backbone"]}),
+    "classify_resnet50": ("folder", {"model._target_": "src.models.classifier.ResNetClassifier",
+                                     "model.encoder": "resnet50", "task.freeze": FROZEN_BEFORE_LAYER3, "monitor": "val/acc"}),
 }  # fmt: skip
 
 

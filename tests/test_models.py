@@ -7,13 +7,13 @@ import pytest
 import torch
 import torchvision
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 
 from src.models.summary import summarise
-from src.models.weights import read_state_dict
+from src.utils.checkpoint import net_weights
+from src.utils.instantiate import build_net
 from tests.conftest import ROOT, compose_config, run_cli
 
-SEGMENTATION = ["unet", "unet_bilinear", "unet_original", "resnet34_unet", "resnet50_unet", "fcn32s", "fcn8s", "deeplabv3"]
+SEGMENTATION = ["unet", "unet_bilinear", "unet_original", "resnet_unet", "resnet34_unet", "resnet50_unet", "fcn32s", "fcn8s", "deeplabv3"]
 COLOUR = ["pool_upsample_net", "conv_transpose_net", "colour_unet"]
 
 
@@ -21,7 +21,7 @@ def build(name: str, num_classes: int = 2, in_channels: int = 3, *overrides: str
     cfg = compose_config(
         "train", [f"model={name}", f"data.num_classes={num_classes}", f"data.in_channels={in_channels}", *overrides], tmp_path
     )
-    return instantiate(cfg.model, _convert_="all")
+    return build_net(cfg.model)
 
 
 def count(params) -> int:
@@ -52,24 +52,17 @@ def test_classifier_gives_one_logit_per_class():
 
 @pytest.mark.parametrize(
     "name, overrides",
-    [(name, []) for name in SEGMENTATION + COLOUR]
-    + [("deeplabv3", ["model.freeze_backbone=true"]), ("resnet50_classifier", ["model.trainable_from=layer3"])],
+    [(name, []) for name in SEGMENTATION + COLOUR] + [("resnet_unet", ["model.encoder=resnet18", "model.decoder=unet",
+                                                      "model.decoder_channels=[32,16,16,8,8]", "model.bridge_channels=64"])],
 )
-def test_backward_gives_finite_gradients_to_trainable_parameters_only(name, overrides):
+def test_backward_gives_finite_gradients(name, overrides):
     in_channels = 1 if name in COLOUR else 3
     net = build(name, 2, in_channels, *overrides).train()
     output = net(torch.randn(2, in_channels, 64, 64))
     output.float().square().mean().backward()
-    trainable = [(n, p) for n, p in net.named_parameters() if p.requires_grad]
-    frozen = [(n, p) for n, p in net.named_parameters() if not p.requires_grad]
-    assert trainable
-    for param_name, param in trainable:
+    for param_name, param in net.named_parameters():
         assert param.grad is not None, f"{param_name} got no gradient"
         assert torch.isfinite(param.grad).all(), f"{param_name} has a non-finite gradient"
-    for param_name, param in frozen:
-        assert param.grad is None, f"frozen {param_name} got a gradient"
-    if overrides:
-        assert frozen, "the freezing option froze nothing"
 
 
 def test_fc6_gemm_path_equals_the_convolution():
@@ -80,12 +73,22 @@ def test_fc6_gemm_path_equals_the_convolution():
     assert torch.allclose(layer(x), torch.nn.functional.conv2d(x, layer.weight, layer.bias, padding=3), atol=1e-5)
 
 
-def test_frozen_backbone_keeps_its_batch_norm_statistics():
-    net = build("deeplabv3", 2, 3, "model.freeze_backbone=true").train()
-    before = net.model.backbone.bn1.running_mean.clone()
-    net(torch.randn(2, 3, 64, 64) * 5 + 3)
-    assert torch.equal(before, net.model.backbone.bn1.running_mean)
-    assert not net.model.backbone.training and net.model.classifier.training
+@pytest.mark.parametrize(
+    "name, parameters",
+    [("resnet34_unet", 21_852_821), ("resnet50_unet", 67_138_997), ("unet_original", 31_033_045)],
+)
+def test_report_architectures_keep_their_parameter_counts(name, parameters):
+    # The README's model table (K=21), as counted before resnet34_unet and resnet50_unet became
+    # two settings of ResNetUNet.
+    assert count(build(name, 21).parameters()) == parameters
+
+
+@pytest.mark.parametrize("encoder", ["resnet18", "resnet34", "resnet50", "resnet101"])
+def test_resnet_unet_takes_its_encoder_depth_from_the_config(encoder):
+    net = build("resnet_unet", 3, 3, f"model.encoder={encoder}")
+    assert count(net.encoder.parameters()) == count(p for n, p in getattr(torchvision.models, encoder)().named_parameters()
+                                                    if not n.startswith("fc."))  # fmt: skip
+    assert net.encoder.channels[-1] == (512 if encoder in ("resnet18", "resnet34") else 2048)
 
 
 def test_summary_counts_match_torchvision_encoders():
@@ -168,9 +171,9 @@ def test_state_dict_of_another_class_count_names_the_mismatched_layers(tmp_path)
     torch.save(source.state_dict(), tmp_path / "weights.pt")
     same = build("resnet34_unet", 2, 3, f"model.pretrained={tmp_path / 'weights.pt'}")
     assert torch.equal(same.head.weight, source.head.weight)
-    with pytest.raises(InstantiationException, match=r"head\.weight \(2, 32, 1, 1\) vs \(21, 32, 1, 1\)"):
+    with pytest.raises(ValueError, match=r"head\.weight \(2, 32, 1, 1\) vs \(21, 32, 1, 1\)"):
         build("resnet34_unet", 21, 3, f"model.pretrained={tmp_path / 'weights.pt'}")
-    with pytest.raises(InstantiationException, match="layers the file lacks: .*bridge"):
+    with pytest.raises(ValueError, match=r"layers of another shape .*decoder\.bridge.*layers the file lacks: decoder\.blocks"):
         build("resnet50_unet", 2, 3, f"model.pretrained={tmp_path / 'weights.pt'}")
 
 
@@ -181,7 +184,7 @@ def test_unavailable_pretrained_name_lists_the_choices():
 
 def test_seglab_checkpoint_is_read_as_the_nets_weights(train_run):
     run_dir, _ = train_run("debug=fast")
-    state = read_state_dict(run_dir / "checkpoints" / "best.ckpt")
+    state = net_weights(run_dir / "checkpoints" / "best.ckpt")
     assert "head.weight" in state and not any(key.startswith("net.") for key in state)
 
 

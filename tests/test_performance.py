@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from src.losses import CrossEntropyLoss
-from src.models.resnet_unet import ResNet34UNet
+from src.models.resnet_unet import ResNetUNet
 from src.tasks.segmentation import SegmentationTask
 from src.utils import hardware
 from src.utils.hardware import auto_precision
@@ -35,7 +35,7 @@ def test_cpu_bf16_support_follows_onednn(monkeypatch):
 
 def task_with(channels_last: bool) -> SegmentationTask:
     torch.manual_seed(0)
-    net = ResNet34UNet(in_channels=3, num_classes=3, decoder_channels=8, bridge_channels=16)
+    net = ResNetUNet(in_channels=3, num_classes=3, decoder_channels=[8, 8, 8, 8], bridge_channels=16)
     optimizer = functools.partial(torch.optim.SGD, lr=0.1)
     return SegmentationTask(net, CrossEntropyLoss(), optimizer, num_classes=3, channels_last=channels_last)
 

@@ -3,11 +3,12 @@
 import numpy as np
 from PIL import Image
 
-from src.predict import main as predict_main
+from src.predict import predict
+from tests.conftest import run_cli
 from tests.fixtures import red_on_blue
 
 
-def test_predict_writes_a_mask_and_an_overlay_per_image_at_its_size(train_run, tmp_path, capsys):
+def test_predict_writes_a_mask_and_an_overlay_per_image_at_its_size(train_run, tmp_path, caplog):
     _, metrics = train_run("debug=fast")
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -21,10 +22,10 @@ def test_predict_writes_a_mask_and_an_overlay_per_image_at_its_size(train_run, t
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff not really a jpeg")
     out = tmp_path / "predicted"
 
-    result = predict_main([f"ckpt_path={metrics['best_checkpoint']}", f"input={photos}", f"output={out}", "batch_size=2"])
+    result = predict(metrics["best_checkpoint"], photos, out, batch_size=2)
 
     assert result["failed"] == [str(photos / "broken.jpg")]
-    assert "broken.jpg" in capsys.readouterr().out
+    assert "broken.jpg" in caplog.text
     for name, size in sizes.items():
         stem = name.split(".")[0]
         mask = Image.open(out / f"{stem}_mask.png")
@@ -33,3 +34,16 @@ def test_predict_writes_a_mask_and_an_overlay_per_image_at_its_size(train_run, t
         overlay = Image.open(out / f"{stem}_overlay.png")
         assert overlay.mode == "RGB" and overlay.size == size
     assert not (out / "broken_mask.png").exists()
+
+
+def test_predict_command_writes_into_its_run_directory_without_output(train_run, tmp_path):
+    _, metrics = train_run("debug=fast")
+    rng = np.random.default_rng(0)
+    Image.fromarray(red_on_blue(np.eye(40, dtype=np.uint8), rng)).save(tmp_path / "one.png")
+    result = run_cli("src.predict", f"ckpt_path={metrics['best_checkpoint']}", f"input={tmp_path / 'one.png'}",
+                     f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert Image.open(tmp_path / "run" / "one_mask.png").size == (40, 40)
+    assert "Wrote 1 masks and overlays" in (tmp_path / "run" / "predict.log").read_text()
+    unknown = run_cli("src.predict", f"ckpt_path={metrics['best_checkpoint']}", "input=x", "batch=2", cwd=tmp_path)
+    assert unknown.returncode == 1 and "batch" in unknown.stderr

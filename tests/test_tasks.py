@@ -24,16 +24,16 @@ def segmentation_task(**kwargs) -> SegmentationTask:
 
 
 def test_freeze_keeps_named_parts_fixed_and_trains_the_rest():
-    task = segmentation_task(freeze=["stem", "down.0"])
-    frozen = {name: p.clone() for name, p in task.net.named_parameters() if name.startswith(("stem.", "down.0."))}
-    stats = {name: b.clone() for name, b in task.net.named_buffers() if name.startswith("stem.") and "running" in name}
+    task = segmentation_task(freeze=["net.encoder.stem", "net.encoder.down.0"])
+    frozen = {name: p.clone() for name, p in task.net.named_parameters() if name.startswith(("encoder.stem.", "encoder.down.0."))}
+    stats = {name: b.clone() for name, b in task.net.named_buffers() if name.startswith("encoder.stem.") and "running" in name}
     head = task.net.head.weight.clone()
     optimizer = task.configure_optimizers()  # no scheduler: the optimizer itself
     assert {id(p) for group in optimizer.param_groups for p in group["params"]}.isdisjoint(
-        id(p) for p in task.net.stem.parameters()
+        id(p) for p in task.net.encoder.stem.parameters()
     )
-    task.train()
-    task.on_train_epoch_start()  # frozen parts back in eval mode
+    task.train()  # frozen parts stay in eval mode
+    assert not task.net.encoder.stem.training and task.net.decoder.training
     batch = {"image": torch.randn(2, 3, 16, 16), "mask": torch.randint(0, 2, (2, 16, 16))}
     task.loss(task(batch["image"]), batch["mask"]).backward()
     optimizer.step()
@@ -45,8 +45,8 @@ def test_freeze_keeps_named_parts_fixed_and_trains_the_rest():
 
 
 def test_freeze_of_an_unknown_part_names_the_key_and_the_parts():
-    with pytest.raises(ValueError, match=r"task.freeze: UNet has no submodule 'encoder'.*\['stem', 'down', 'up', 'head'\]"):
-        segmentation_task(freeze=["encoder"])
+    with pytest.raises(ValueError, match=r"task.freeze: UNet has no submodule 'net.backbone'.*\['net.encoder', 'net.decoder', 'net.head'\]"):
+        segmentation_task(freeze=["net.backbone"])
 
 
 @pytest.mark.parametrize("flat", [False, True], ids=["class-folders", "flat-files"])
@@ -120,8 +120,13 @@ def test_deeplab_head_only_fine_tuning_optimises_only_the_head():
     from src.models.deeplab import DeepLabV3
 
     net = DeepLabV3(num_classes=2)
-    task = SegmentationTask(net, CrossEntropyLoss(), functools.partial(torch.optim.SGD, lr=0.1), freeze=["model.backbone"])
+    task = SegmentationTask(net, CrossEntropyLoss(), functools.partial(torch.optim.SGD, lr=0.1), freeze=["net.model.backbone"])
     optimised = {id(p) for group in task.configure_optimizers().param_groups for p in group["params"]}
     names = {id(p): name for name, p in net.named_parameters()}
     assert optimised and all(not names[i].startswith("model.backbone.") for i in optimised)
     assert {names[i].split(".")[1] for i in optimised} == {"classifier"}
+    task.train()
+    before = net.model.backbone.bn1.running_mean.clone()
+    task(torch.randn(2, 3, 64, 64) * 5 + 3)
+    assert torch.equal(before, net.model.backbone.bn1.running_mean)  # frozen batch norm keeps its statistics
+    assert not net.model.backbone.training and net.model.classifier.training

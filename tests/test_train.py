@@ -46,6 +46,18 @@ def test_fast_run_writes_every_file_of_a_run(train_run):
     assert OmegaConf.load(run_dir / "config.yaml").trainer.precision == hparams["trainer/precision"].string_value
 
 
+def test_train_log_tells_the_same_story_as_the_console(tmp_path):
+    result = run_cli("src.train", "debug=fast", *tiny([]), "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    log = (tmp_path / "run" / "train.log").read_text()
+    for line in ("Precision: ", "test split, per class", "Test: test/dice=", f"Run directory: {tmp_path / 'run'}",
+                 "Best val/dice: ", "Curves and masks: "):  # fmt: skip
+        assert line in log, line
+        assert line in result.stdout, line
+    assert "│ shape " in log  # the per-class table's rows, as plain text
+    assert "Seed set to 42" in log  # Lightning's own messages too
+
+
 def test_checkpoints_load_without_pickle_and_carry_the_resolved_config(train_run):
     run_dir, _ = train_run("debug=fast", "optimizer.lr=0.002")
     state = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_only
 from matplotlib.figure import Figure
-from rich.console import Console
 from rich.table import Table
 
 from src.callbacks.figures import publish_figure
+from src.utils.log import get_logger, plain_text
 from src.metrics import per_class_table
+
+log = get_logger(__name__)
 
 ANNOTATE_UP_TO = 25  # classes; beyond that the cell numbers are unreadable
 
@@ -44,14 +45,15 @@ def confusion_figure(confusion: torch.Tensor, class_names: list[str]) -> Figure:
     return figure
 
 
-def print_per_class_table(rows: list[dict], console: Console | None = None) -> None:
+def per_class_text(rows: list[dict]) -> str:
+    """The per-class table as plain text (console and log file alike)."""
     table = Table(title="test split, per class")
     for column in ("class", "true", "predicted", "IoU", "Dice", "precision", "recall"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in rows:
         numbers = [f"{row[key]:.4f}" if row[key] == row[key] else "-" for key in ("iou", "dice", "precision", "recall")]
         table.add_row(row["class"], str(row["true"]), str(row["predicted"]), *numbers)
-    (console or Console()).print(table)
+    return plain_text(table)
 
 
 def write_per_class_csv(rows: list[dict], path: Path) -> None:
@@ -65,20 +67,19 @@ class ConfusionMatrixReport(Callback):
     """After testing: prints the per-class table, writes ``per_class.csv`` and
     ``confusion_matrix.png`` into save_dir, and the picture to TensorBoard (``test/confusion_matrix``).
 
-    Reads ``pl_module.test_confusion`` (K x K, rows true) and ``pl_module.class_names``.
+    Reads the task's ``test_confusion`` (K x K, rows true; None for no report) and ``class_names``.
     """
 
     def __init__(self, save_dir: str | None = None):
         self.save_dir = Path(save_dir) if save_dir else None
 
-    @rank_zero_only
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        confusion = getattr(pl_module, "test_confusion", None)
-        if confusion is None:
+        confusion = pl_module.test_confusion
+        if confusion is None or trainer.global_rank != 0:
             return
         names = list(pl_module.class_names)
         rows = per_class_table(confusion, names)
-        print_per_class_table(rows)
+        log.info(per_class_text(rows))
         figure = confusion_figure(confusion, names)
         publish_figure(trainer, figure, "test/confusion_matrix", self.save_dir, "confusion_matrix.png")
         if self.save_dir is not None:

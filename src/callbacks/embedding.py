@@ -14,6 +14,9 @@ from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
 from src.callbacks.figures import publish_figure
+from src.utils.log import get_logger
+
+log = get_logger(__name__)
 
 
 def tsne_2d(features: torch.Tensor, seed: int = 0) -> np.ndarray:
@@ -52,12 +55,12 @@ class EmbeddingPlot(Callback):
 
     @rank_zero_only
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        embeddings = getattr(pl_module, "test_embeddings", None)
+        embeddings = pl_module.test_embeddings
         if embeddings is None:
             return
         features, labels = embeddings
         if len(labels) < self.min_points:
-            print(f"Embedding plot skipped: {len(labels)} test images, t-SNE needs at least {self.min_points}.")
+            log.info("Embedding plot skipped: %d test images, t-SNE needs at least %d.", len(labels), self.min_points)
             return
         names = list(pl_module.class_names)
         figure = embedding_figure(tsne_2d(features), labels.numpy(), names)

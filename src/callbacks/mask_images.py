@@ -87,7 +87,7 @@ class MaskImageLogger(Callback):
 
     @rank_zero_only
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking or self.num_samples <= 0 or not hasattr(pl_module, "predict_masks"):
+        if trainer.sanity_checking or self.num_samples <= 0 or not pl_module.makes_masks:
             return  # (a classification task has no masks to draw)
         grid = prediction_grid(pl_module, self._fixed_samples(trainer), trainer.datamodule)
         for logger in trainer.loggers:

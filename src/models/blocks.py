@@ -75,3 +75,19 @@ class SizePreserving(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, size = pad_to_multiple(x, self.size_multiple)
         return crop_to(self.forward_padded(x), size)
+
+
+class EncoderDecoder(SizePreserving):
+    """The contract of seglab's encoder-decoder nets: ``encoder`` maps the (padded) image to
+    feature maps, finest first, and exposes their ``channels``; ``decoder`` maps those features
+    to one map of ``out_channels`` at the input's size; ``head`` (a 1x1 conv) gives the logits.
+    Freezing by name (``task.freeze=[net.encoder]``) and the model summary rely on these names."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, num_classes: int, size_multiple: int):
+        super().__init__()
+        self.encoder, self.decoder = encoder, decoder
+        self.head = nn.Conv2d(decoder.out_channels, num_classes, kernel_size=1)
+        self.size_multiple = size_multiple
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.decoder(self.encoder(x)))

@@ -7,7 +7,7 @@ from torch import nn
 from torchvision.models import segmentation as tv_segmentation
 
 from src.models.encoders import RESNETS, adapt_first_conv
-from src.models.weights import check_pretrained, imagenet_state_dict, load_pretrained_file
+from src.models.weights import check_pretrained, torchvision_state_dict
 
 BUILDERS = {
     "resnet50": (tv_segmentation.deeplabv3_resnet50, tv_segmentation.DeepLabV3_ResNet50_Weights.COCO_WITH_VOC_LABELS_V1),
@@ -16,16 +16,14 @@ BUILDERS = {
 
 
 class DeepLabV3(nn.Module):
-    """``pretrained``: imagenet (backbone only), coco (torchvision's COCO-with-VOC-labels model),
-    or a path. ``freeze_backbone`` trains only the ASPP head and the new classifier; the frozen
-    backbone's batch-norm statistics stay fixed too."""
+    """``pretrained``: imagenet (backbone only) or coco (torchvision's COCO-with-VOC-labels model).
+    ``task.freeze=[net.model.backbone]`` trains only the ASPP head and the new classifier."""
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 21,
         backbone: str = "resnet50",
-        freeze_backbone: bool = False,
         pretrained: str | None = None,
     ):
         super().__init__()
@@ -35,24 +33,14 @@ class DeepLabV3(nn.Module):
         builder, coco_weights = BUILDERS[backbone]
         self.model = builder(weights=None, weights_backbone=None, num_classes=21, aux_loss=pretrained == "coco")
         if pretrained == "coco":
-            self.model.load_state_dict(imagenet_state_dict(coco_weights))
+            self.model.load_state_dict(torchvision_state_dict(coco_weights))
             self.model.aux_classifier = None
         elif pretrained == "imagenet":
-            state = imagenet_state_dict(RESNETS[backbone][1])
+            state = torchvision_state_dict(RESNETS[backbone][1])
             self.model.backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith("fc.")})
         self.model.backbone.conv1 = adapt_first_conv(self.model.backbone.conv1, in_channels)
         last = self.model.classifier[-1]
         self.model.classifier[-1] = nn.Conv2d(last.in_channels, num_classes, kernel_size=1)
-        self.freeze_backbone = freeze_backbone
-        if freeze_backbone:
-            self.model.backbone.requires_grad_(False)
-        load_pretrained_file(self, pretrained)
-
-    def train(self, mode: bool = True) -> "DeepLabV3":
-        super().train(mode)
-        if self.freeze_backbone:
-            self.model.backbone.eval()
-        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)["out"]

@@ -9,7 +9,7 @@ from torch import nn
 
 from src.models.blocks import SizePreserving
 from src.models.encoders import adapt_first_conv
-from src.models.weights import check_pretrained, imagenet_state_dict, load_pretrained_file
+from src.models.weights import check_pretrained, torchvision_state_dict
 
 POOL3, POOL4 = 17, 24  # torchvision vgg16.features: indices just past the 3rd and 4th max-pool
 
@@ -72,7 +72,7 @@ class _FCN(SizePreserving):
         check_pretrained(pretrained, ("imagenet",), name)
         vgg = torchvision.models.vgg16(weights=None)
         if pretrained == "imagenet":
-            vgg.load_state_dict(imagenet_state_dict(torchvision.models.VGG16_Weights.IMAGENET1K_V1))
+            vgg.load_state_dict(torchvision_state_dict(torchvision.models.VGG16_Weights.IMAGENET1K_V1))
         features = vgg.features
         features[0] = adapt_first_conv(features[0], in_channels)
         self.to_pool3, self.to_pool4, self.to_pool5 = features[:POOL3], features[POOL3:POOL4], features[POOL4:]
@@ -89,7 +89,6 @@ class _FCN(SizePreserving):
                 self.fc7.bias.copy_(vgg.classifier[3].bias)
         self.score_fr = nn.Conv2d(fc_channels, num_classes, kernel_size=1)
         self.build_decoder(num_classes)
-        load_pretrained_file(self, pretrained)
 
     def build_decoder(self, num_classes: int) -> None:
         raise NotImplementedError

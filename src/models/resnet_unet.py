@@ -1,99 +1,47 @@
-"""U-Nets with torchvision ResNet encoders."""
+"""U-Nets on torchvision ResNet encoders: one class, the encoder depth and the decoder style are
+config values (model=resnet34_unet and model=resnet50_unet are two settings of it)."""
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import Sequence
 
-from src.models.blocks import DoubleConv, SizePreserving, UpBlock
+from src.models.blocks import EncoderDecoder
+from src.models.decoders import CompactDecoder, UNetDecoder
 from src.models.encoders import ResNetEncoder
-from src.models.weights import check_pretrained, load_pretrained_file
+from src.models.weights import check_pretrained
+
+DECODERS = ("compact", "unet")
 
 
-class ConcatConvUp(nn.Sequential):
-    """Decoder step of the ResNet34-UNet: (input already concatenated) double conv, then x2 transposed conv."""
+class ResNetUNet(EncoderDecoder):
+    """A ResNet encoder (``encoder``: resnet18, resnet34, resnet50, resnet101) and a U-Net decoder:
 
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(
-            DoubleConv(in_channels, out_channels, batch_norm=True),
-            nn.ConvTranspose2d(out_channels, out_channels, kernel_size=2, stride=2),
-        )
+    - ``compact`` (the ResNet34-UNet report's): 1x1 bridge to ``bridge_channels``, four blocks
+      (concatenate the skip at 1/32 .. 1/4, two conv-BN-ReLU, x2 transposed conv) of
+      ``decoder_channels``, a final x2 transposed conv;
+    - ``unet`` (the ResNet50-UNet report's): a two-conv bridge to ``bridge_channels``, five up
+      blocks (x2 transposed conv, concatenated skip, two conv-BN-ReLU) at 1/16 .. 1/1, where the
+      last skip is the input image itself;
 
-
-class ResNet34UNet(SizePreserving):
-    """ResNet34 encoder (skips at 1/4, 1/8, 1/16, 1/32), 1x1 bridge 512 -> 256 with batch norm and
-    ReLU, four decoder blocks (concatenate the skip, two 3x3 conv + BN + ReLU, x2 transposed
-    conv) of ``decoder_channels``, a final x2 transposed conv and a 1x1 head (no activation)."""
-
-    size_multiple = 32
+    then a 1x1 head with no activation.
+    """
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 1,
-        decoder_channels: int = 32,
+        encoder: str = "resnet34",
+        decoder: str = "compact",
+        decoder_channels: Sequence[int] = (32, 32, 32, 32),
         bridge_channels: int = 256,
         pretrained: str | None = None,
     ):
-        super().__init__()
-        check_pretrained(pretrained, ("imagenet",), "resnet34_unet")
-        self.encoder = ResNetEncoder("resnet34", in_channels, imagenet=pretrained == "imagenet")
-        deepest = self.encoder.channels[-1]
-        self.bridge = nn.Sequential(
-            nn.Conv2d(deepest, bridge_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(bridge_channels),
-            nn.ReLU(inplace=True),
-        )
-        skips = self.encoder.channels[:0:-1]  # 1/32, 1/16, 1/8, 1/4
-        inputs = [bridge_channels] + [decoder_channels] * (len(skips) - 1)
-        self.decoder = nn.ModuleList(
-            ConcatConvUp(c_in + c_skip, decoder_channels) for c_in, c_skip in zip(inputs, skips)
-        )
-        self.final_up = nn.ConvTranspose2d(decoder_channels, decoder_channels, kernel_size=2, stride=2)
-        self.head = nn.Conv2d(decoder_channels, num_classes, kernel_size=1)
-        load_pretrained_file(self, pretrained)
-
-    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(x)[:0:-1]  # 1/32 first; the stem's 1/2 map is not a skip here
-        x = self.bridge(features[0])
-        for block, skip in zip(self.decoder, features):
-            x = block(torch.cat([x, skip], dim=1))
-        return self.head(self.final_up(x))
-
-
-class ResNet50UNet(SizePreserving):
-    """ResNet50 (bottleneck) encoder, a two-conv bridge at 1/32, and up blocks (x2 transposed conv,
-    concatenated skip, two conv blocks) at 1/16, 1/8, 1/4, 1/2 and the input's size, where the
-    skip is the input image itself; then a 1x1 head."""
-
-    size_multiple = 32
-
-    def __init__(
-        self,
-        in_channels: int = 3,
-        num_classes: int = 22,
-        bridge_channels: int = 1024,
-        decoder_channels: tuple[int, ...] = (512, 256, 128, 64, 32),
-        pretrained: str | None = None,
-    ):
-        super().__init__()
-        check_pretrained(pretrained, ("imagenet",), "resnet50_unet")
-        if len(decoder_channels) != 5:
-            raise ValueError(f"model.decoder_channels needs 5 widths (1/16 .. 1/1), got {list(decoder_channels)}")
-        self.encoder = ResNetEncoder("resnet50", in_channels, imagenet=pretrained == "imagenet")
-        self.bridge = DoubleConv(self.encoder.channels[-1], bridge_channels)
-        skips = [*self.encoder.channels[-2::-1], in_channels]  # 1/16, 1/8, 1/4, 1/2, 1/1
-        inputs = [bridge_channels, *decoder_channels[:-1]]
-        self.decoder = nn.ModuleList(
-            UpBlock(c_in, c_skip, c_out) for c_in, c_skip, c_out in zip(inputs, skips, decoder_channels)
-        )
-        self.head = nn.Conv2d(decoder_channels[-1], num_classes, kernel_size=1)
-        load_pretrained_file(self, pretrained)
-
-    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(x)
-        skips = [*features[-2::-1], x]
-        x = self.bridge(features[-1])
-        for block, skip in zip(self.decoder, skips):
-            x = block(x, skip)
-        return self.head(x)
+        check_pretrained(pretrained, ("imagenet",), f"{encoder}_unet")
+        resnet = ResNetEncoder(encoder, in_channels, imagenet=pretrained == "imagenet")
+        if decoder == "compact":
+            head_input = CompactDecoder(resnet.channels, decoder_channels, bridge_channels)
+        elif decoder == "unet":
+            head_input = UNetDecoder(resnet.channels, decoder_channels, bridge_channels)
+        else:
+            raise ValueError(f"model.decoder must be one of {DECODERS}, got {decoder!r}")
+        super().__init__(resnet, head_input, num_classes, size_multiple=32)

@@ -12,12 +12,15 @@ from dataclasses import dataclass
 import hydra
 import torch
 from omegaconf import DictConfig
-from rich.console import Console
 from rich.table import Table
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
+from src.utils.instantiate import build_net
+from src.utils.log import get_logger, plain_text
+
+log = get_logger(__name__)
 
 
 @dataclass
@@ -123,12 +126,12 @@ def render(summary: ModelSummary, title: str) -> Table:
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="summary")
 def main(cfg: DictConfig) -> None:
-    net = hydra.utils.instantiate(cfg.model, _convert_="all")
+    net = build_net(cfg.model)
     shape = (cfg.batch_size, cfg.data.in_channels, cfg.input_size, cfg.input_size)
     summary = summarise(net, shape, cfg.depth)
     title = f"{cfg.model._target_.rsplit('.', 1)[-1]} on {'x'.join(map(str, shape))}"
-    Console(width=140).print(render(summary, title))
-    print(
+    log.info(plain_text(render(summary, title), width=140))
+    log.info(
         f"parameters: {summary.parameters:,} ({summary.parameters / 1e6:.2f} M), trainable: {summary.trainable:,}, "
         f"MACs: {summary.macs / 1e9:.2f} G"
     )

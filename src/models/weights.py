@@ -1,7 +1,8 @@
-"""Pretrained weights: torchvision's ImageNet files, or a state dict / seglab checkpoint on disk.
+"""Named pretrained weights (torchvision's ImageNet and COCO files) and checked weight loading.
 
-Loading goes through ``torch.load(weights_only=True)``, and a mismatch fails with the names of
-the layers that differ instead of a wall of missing keys.
+A net takes ``pretrained`` = null or a name it knows ('imagenet', 'coco') and loads those
+weights into its encoder itself. A path (a state dict or a seglab checkpoint) is loaded once
+the net is built, the same way for every net: src.utils.instantiate.build_net.
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from torch import nn
 from torchvision.models import WeightsEnum
 
 MAX_LISTED = 8
+PRETRAINED_NAMES = ("imagenet", "coco")
 
 
-def imagenet_state_dict(weights: WeightsEnum) -> dict[str, torch.Tensor]:
-    """torchvision's pretrained state dict, from the torch hub cache or downloaded into it."""
-    cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
-    if cache.is_file():
-        return torch.load(cache, map_location="cpu", weights_only=True)
+def torchvision_state_dict(weights: WeightsEnum) -> dict[str, torch.Tensor]:
+    """torchvision's pretrained state dict, from the torch hub cache or downloaded into it
+    (read as plain data only)."""
     try:
-        return weights.get_state_dict(progress=True, check_hash=False)
+        return weights.get_state_dict(progress=True, check_hash=False, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as error:  # URLError is an OSError
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(weights.url)
         raise RuntimeError(
             f"could not download the pretrained weights {weights} ({error}). Without network, download\n"
             f"  {weights.url}\non a machine that has it and place the file at\n  {cache}\n"
@@ -31,17 +32,17 @@ def imagenet_state_dict(weights: WeightsEnum) -> dict[str, torch.Tensor]:
         ) from error
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """A plain state dict, or the net's weights out of a seglab/Lightning checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"model.pretrained={str(path)!r}: no such file (expected a state dict or a .ckpt)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = {key[len("net.") :]: value for key, value in state["state_dict"].items() if key.startswith("net.")}
-    if not isinstance(state, dict) or not state:
-        raise ValueError(f"{path}: holds no model weights (expected a state dict or a checkpoint written by src.train)")
-    return state
+def check_pretrained(pretrained: str | None, allowed: tuple[str, ...], model: str) -> None:
+    """Refuse a weights name this net does not have (and a path, which build_net loads)."""
+    if pretrained is None or pretrained in allowed:
+        return
+    if pretrained in PRETRAINED_NAMES:
+        options = ", ".join(["null", *allowed, "a path to a state dict"])
+        raise ValueError(f"model.pretrained={pretrained!r} is not available for {model}; choose {options}")
+    raise ValueError(
+        f"model.pretrained={pretrained!r}: a file of weights is loaded after the net is built; build it with "
+        "src.utils.instantiate.build_net (as src.train does), or call load_checked(net, state, source)"
+    )
 
 
 def _listed(names: list[str]) -> str:
@@ -72,18 +73,3 @@ def load_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str)
             + "; ".join(problems)
         )
     module.load_state_dict(state)
-
-
-def load_pretrained_file(module: nn.Module, pretrained: str | None) -> None:
-    """Apply ``model.pretrained`` when it is a path (names like 'imagenet' are handled by the model)."""
-    if pretrained and pretrained not in PRETRAINED_NAMES:
-        load_checked(module, read_state_dict(pretrained), f"model.pretrained={pretrained!r}")
-
-
-PRETRAINED_NAMES = ("imagenet", "coco")
-
-
-def check_pretrained(pretrained: str | None, allowed: tuple[str, ...], model: str) -> None:
-    if pretrained in PRETRAINED_NAMES and pretrained not in allowed:
-        options = ", ".join(["null", *allowed, "a path to a state dict"])
-        raise ValueError(f"model.pretrained={pretrained!r} is not available for {model}; choose {options}")

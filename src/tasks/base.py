@@ -11,25 +11,32 @@ from torch import nn
 STAGES = ("train", "val", "test")
 
 
-def freeze_submodules(net: nn.Module, names: Sequence[str]) -> list[nn.Module]:
-    """Turn off gradients of the named submodules of ``net``; return them."""
-    available = dict(net.named_modules())
+def freeze_submodules(task: nn.Module, names: Sequence[str]) -> list[nn.Module]:
+    """Turn off gradients of the named submodules of ``task`` (``net.encoder``: the names of its
+    state dict); return them."""
+    available = dict(task.named_modules())
     modules = []
     for name in names:
         if name not in available:
-            children = [child for child, _ in net.named_children()]
-            raise ValueError(f"task.freeze: {type(net).__name__} has no submodule {name!r}; its parts are {children}")
+            parts = [f"net.{child}" for child, _ in task.net.named_children()]
+            raise ValueError(f"task.freeze: {type(task.net).__name__} has no submodule {name!r}; its parts are {parts}")
         available[name].requires_grad_(False)
         modules.append(available[name])
     return modules
 
 
 class Task(LightningModule):
-    """A net trained with a loss over ``num_classes`` classes; ``freeze`` names submodules of the
-    net (e.g. ``[backbone]``) to keep fixed when fine-tuning: no gradients, and batch norm keeps
-    its loaded statistics. Without ``class_names`` the task takes the datamodule's (for data that
-    finds its classes on disk), else ``"0"``, ``"1"``, ...
+    """A net trained with a loss over ``num_classes`` classes; ``freeze`` names submodules to keep
+    fixed when fine-tuning (e.g. ``[net.encoder]``): no gradients, and batch norm keeps its loaded
+    statistics. Without ``class_names`` the task takes the datamodule's (for data that finds its
+    classes on disk), else ``"0"``, ``"1"``, ...
+
+    What callbacks and entry points read from a task is declared here: ``makes_masks`` and
+    ``predict_masks`` (mask pictures, src.predict), ``test_confusion`` (the confusion report),
+    ``test_embeddings`` (the embedding plot) and ``test_scores``.
     """
+
+    makes_masks: bool = False  # predict_masks gives class-id masks (segmentation, colourisation)
 
     def __init__(
         self,
@@ -54,9 +61,20 @@ class Task(LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
-        self.frozen = freeze_submodules(net, freeze)
+        self.frozen = freeze_submodules(self, freeze)
         self.test_scores: dict[str, float] = {}  # after trainer.test: the scores, as plain floats
         self.test_confusion: torch.Tensor | None = None  # K x K, rows true: the confusion report's input
+        self.test_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None  # features N x D, labels N
+
+    def train(self, mode: bool = True) -> "Task":
+        super().train(mode)
+        for module in self.frozen:
+            module.eval()  # batch norm in frozen parts keeps its loaded statistics, whoever calls train()
+        return self
+
+    def predict_masks(self, images: torch.Tensor) -> torch.Tensor:
+        """Class ids B x H x W for a batch of normalised images (tasks with ``makes_masks``)."""
+        raise NotImplementedError(f"{type(self).__name__} makes no masks")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
@@ -101,10 +119,6 @@ class Task(LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         if not self._names_given and datamodule is not None and hasattr(datamodule, "class_names"):
             self.class_names = list(datamodule.class_names)
-
-    def on_train_epoch_start(self) -> None:
-        for module in self.frozen:
-            module.eval()  # batch norm in frozen parts keeps its loaded statistics
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])

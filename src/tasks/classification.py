@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
-
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
@@ -20,24 +18,13 @@ class ClassificationTask(Task):
     (penultimate features, then the last layer), the test images' features for the embedding plot.
     """
 
-    def __init__(
-        self,
-        net: nn.Module,
-        loss: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., Any] | None = None,
-        num_classes: int = 2,
-        class_names: Sequence[str] | None = None,
-        freeze: Sequence[str] = (),
-        scheduler_monitor: str = "val/loss",
-        channels_last: bool = True,
-    ):
-        super().__init__(net, loss, optimizer, scheduler, scheduler_monitor, freeze, num_classes, class_names, channels_last)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        num_classes = self.num_classes
         top_k = min(5, num_classes)
         self.accuracy = nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(num_classes, average="micro") for s in STAGES})
         self.top5 = nn.ModuleDict({f"{s}_top5": MulticlassAccuracy(num_classes, top_k=top_k, average="micro") for s in STAGES})
         self.test_cm = confusion_matrix(num_classes)
-        self.test_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None  # features, labels
         self._features: list[torch.Tensor] = []
         self._labels: list[torch.Tensor] = []
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
-
 import torch
 from torch import nn
 
@@ -20,21 +18,13 @@ class SegmentationTask(Task):
     ``val/dice_per_image`` and ``test/dice_per_image`` (Dice per image, averaged over images).
     """
 
-    def __init__(
-        self,
-        net: nn.Module,
-        loss: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., Any] | None = None,
-        num_classes: int = 2,
-        class_names: Sequence[str] | None = None,
-        ignore_index: int = 255,
-        threshold: float = 0.5,
-        scheduler_monitor: str = "val/loss",
-        freeze: Sequence[str] = (),
-        channels_last: bool = True,
-    ):
-        super().__init__(net, loss, optimizer, scheduler, scheduler_monitor, freeze, num_classes, class_names, channels_last)
+    makes_masks = True
+
+    def __init__(self, *args, ignore_index: int = 255, threshold: float = 0.5, **kwargs):
+        """``ignore_index``: mask value that counts in no loss or metric; ``threshold``: probability
+        above which a 1-channel head predicts foreground; the rest as for Task."""
+        super().__init__(*args, **kwargs)
+        num_classes = self.num_classes
         if not 0 < threshold < 1:
             raise ValueError(f"task.threshold must be in (0, 1), got {threshold}")
         self.ignore_index = ignore_index

@@ -1,4 +1,10 @@
-"""Checkpoints carry their run's resolved config as plain data (no pickled objects)."""
+"""The checkpoint format, in one place: reading (position, stored config, net weights) and writing.
+
+A seglab checkpoint is Lightning's (``epoch``, ``global_step``, ``state_dict`` with the task's
+``net.`` prefix, optimizer and callback states) plus the run's resolved config as plain data
+under ``seglab_config``. Every read goes through ``torch.load(weights_only=True)``, so a file
+carrying pickled code is refused, not run. No other module calls ``torch.load``.
+"""
 
 from __future__ import annotations
 
@@ -14,16 +20,41 @@ from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf
 
 CONFIG_KEY = "seglab_config"
+NET_PREFIX = "net."  # the task's attribute holding the net (src/tasks/base.py)
 
 
-class ConfigInCheckpoint(Callback):
-    """Adds the resolved config (a plain dict) to every checkpoint the trainer writes."""
+def read_file(path: str | Path, what: str = "ckpt_path", mmap: bool = False) -> Any:
+    """A torch file loaded as plain data (weights_only); ``what`` names the setting in errors.
+    Memory-mapped, a checkpoint's tensors are not read until used."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}={path}: no such checkpoint file")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as error:  # pickle refusals and corrupt files alike
+        raise ValueError(f"{what}={path}: not a loadable checkpoint ({type(error).__name__}: {error})") from None
 
-    def __init__(self, config: dict[str, Any]):
-        self.config = config
 
-    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
-        checkpoint[CONFIG_KEY] = self.config
+def checkpoint_position(path: str | Path) -> dict[str, int]:
+    """Epoch and step stored in a checkpoint, and the early-stopping counter where the run had
+    early stopping (memory-mapped: reads only what it needs)."""
+    state = read_file(path, mmap=True)
+    position = {"epoch": int(state["epoch"]), "global_step": int(state["global_step"])}
+    for name, callback_state in state.get("callbacks", {}).items():
+        if name.startswith("EarlyStopping"):
+            position["early_stopping_wait"] = int(callback_state["wait_count"])
+    return position
+
+
+def net_weights(path: str | Path, what: str = "ckpt_path") -> dict[str, torch.Tensor]:
+    """The net's state dict: a plain state dict file as it is, or the net's part of a seglab
+    (Lightning) checkpoint with the task's prefix removed."""
+    state = read_file(path, what)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = {key[len(NET_PREFIX):]: value for key, value in state["state_dict"].items() if key.startswith(NET_PREFIX)}
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"{what}={path}: holds no model weights (expected a state dict or a checkpoint written by src.train)")
+    return state
 
 
 def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
@@ -31,17 +62,11 @@ def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> Dic
     for rebuilding its model: ``model.pretrained`` is cleared, as the checkpoint's weights replace
     any starting weights (and loading them may need a download).
 
-    Loads with weights_only=True (plain data only) and memory-mapped, so no code runs and the
-    weights are not read. An override must name a key the config has (e.g. ``data.root=...``).
+    Loads plain data only, memory-mapped, so no code runs and the weights are not read. An
+    override must name a key the config has (e.g. ``data.root=...``).
     """
-    path = Path(ckpt_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # pickle refusals and corrupt files alike
-        raise ValueError(f"ckpt_path={ckpt_path}: not a loadable checkpoint ({type(error).__name__}: {error})") from None
-    if CONFIG_KEY not in state:
+    state = read_file(ckpt_path, mmap=True)
+    if not isinstance(state, dict) or CONFIG_KEY not in state:
         raise ValueError(f"ckpt_path={ckpt_path}: holds no '{CONFIG_KEY}'; only checkpoints written by src.train carry their config")
     cfg = OmegaConf.create(state[CONFIG_KEY])
     OmegaConf.set_struct(cfg, True)
@@ -172,3 +197,13 @@ def check_room_for_checkpoints(folder: Path, module: torch.nn.Module) -> None:
 
 class CheckpointWriteError(OSError):
     """A checkpoint could not be written; the message names the file and what to do."""
+
+
+class ConfigInCheckpoint(Callback):
+    """Adds the resolved config (a plain dict) to every checkpoint the trainer writes."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CONFIG_KEY] = self.config

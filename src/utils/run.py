@@ -8,13 +8,16 @@ import json
 import math
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+
+from src.utils.log import get_logger
+
+log = get_logger(__name__)
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -50,6 +53,14 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 def write_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+
+HEADLINE_SCORES = ("test/dice", "test/dice_per_image", "test/miou", "test/acc", "test/top5")
+
+
+def headline(test_metrics: dict[str, float]) -> str:
+    """The test scores a run's last lines show: ``Test: test/dice=0.9800  test/miou=...``."""
+    return "Test: " + "  ".join(f"{k}={test_metrics[k]:.4f}" for k in HEADLINE_SCORES if k in test_metrics)
 
 
 STATUS_FILE = "run_status.json"
@@ -94,11 +105,11 @@ def report_run_dir(entry: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
             result = entry(cfg)
         except (KeyboardInterrupt, SystemExit) as error:
             write_status(run_dir, "interrupted", started=started, error=type(error).__name__)
-            rank_zero_only(print)(f"\nRun interrupted; its log and files are in {run_dir}")
+            log.warning(f"Run interrupted; its log and files are in {run_dir}")
             raise
         except BaseException as error:
             write_status(run_dir, "failed", started=started, error=f"{type(error).__name__}: {error}")
-            rank_zero_only(print)(f"\nRun failed; its log and files are in {run_dir}")
+            log.error(f"Run failed ({type(error).__name__}: {error}); its log and files are in {run_dir}")
             raise
         write_status(run_dir, "completed", started=started)
         return result
@@ -108,10 +119,12 @@ def report_run_dir(entry: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
 
 @contextlib.contextmanager
 def exit_on_bad_input(program: str) -> Iterator[None]:
-    """For a command's ``__main__``: bad input (a missing or foreign checkpoint, an unknown key, an
-    unreadable file) ends in its one-line message and exit status 1, not a traceback."""
+    """Around a command's work: bad input (a missing or foreign checkpoint, an unknown key, an
+    unreadable file) ends in its one-line message (logged: on stderr and in the log file) and
+    exit status 1, not a traceback."""
     try:
         yield
     except (ValueError, KeyError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        sys.exit(f"{program}: {message}")
+        log.error(f"{program}: {message}")
+        raise SystemExit(1) from None
