@@ -1,5 +1,8 @@
 """Compare the runs of a sweep: `python -m src.report multirun/<date>/<time> [--output DIR]`.
 
+A plain argparse command, not a Hydra app: it reads finished run folders and makes no run of
+its own, so it has no config to compose and no run directory to log into.
+
 Writes report.md, report.csv and report.png (a bar chart of each run's best monitored score and
 its test counterpart) into the sweep directory, and prints the table. A row per run: the
 overrides that differ between runs, how the run ended, best epoch, final val and test scores
@@ -22,7 +25,10 @@ from typing import Any
 
 import yaml
 
+from src.utils.log import configure_console_logging, get_logger
 from src.utils.run import STATUS_FILE
+
+log = get_logger(__name__)
 
 # The scores a row shows, for val (final epoch) and test, where the runs logged them.
 SCORES = ("dice", "dice_per_image", "miou", "acc", "top5", "loss")
@@ -216,13 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep_dir", type=Path, help="a multirun directory, e.g. multirun/2026-11-24/10-00-00")
     parser.add_argument("--output", type=Path, default=None, help="where to write the report (default: the sweep directory)")
     args = parser.parse_args(argv)
+    configure_console_logging()
     try:
         text, output_dir = write_report(args.sweep_dir, args.output)
     except FileNotFoundError as error:
-        print(f"error: {error}", file=sys.stderr)
+        log.error(f"error: {error}")
         return 2
-    print(text)
-    print(f"Written: {output_dir / 'report.md'}, report.csv, report.png")
+    log.info(text)
+    log.info(f"Written: {output_dir / 'report.md'}, report.csv, report.png")
     return 0
 
 

@@ -10,7 +10,8 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from src.data.base import ArraySegmentationDataset, SplitArrays
+from src.data.items import ArraySegmentationDataset
+from src.data.splits import SplitArrays
 from src.data.files import DatasetError
 from tests.conftest import SHARED_DATA, compose_config, run_cli
 from tests.fixtures import make_cifar, make_pets, make_satellite, make_voc
@@ -284,7 +285,8 @@ def test_data_check_passes_on_a_good_folder_and_fails_naming_the_bad_file(tmp_pa
     Image.fromarray(np.zeros((4, 4), np.uint8), mode="L").save(root / "annotations" / "trimaps" / "Stray_1.png")
     bad = run_cli("src.data.check", "data=pets", f"data.root={root}", f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
     assert bad.returncode == 1
-    assert "Breed_7.jpg: unreadable image" in bad.stdout and "trimap without image" in bad.stdout
+    assert "Breed_7.jpg: unreadable image" in bad.stderr and "trimap without image" in bad.stderr  # errors on stderr
+    assert "trimap without image" in (tmp_path / "bad" / "check.log").read_text()
 
 
 @pytest.mark.parametrize("name", ["voc", "satellite", "shared_pets"])

@@ -47,7 +47,7 @@ def mask_grid(
 
 def evenly_spaced_batch(dataset, count: int, datamodule=None) -> dict:
     """``count`` items spread evenly over ``dataset``, collated and (through the datamodule)
-    normalised as the task sees them; datasets and loaders may carry encoded items (src.data.base)."""
+    normalised as the task sees them; datasets and loaders may carry encoded items (src.data.items)."""
     picks = np.linspace(0, len(dataset) - 1, min(count, len(dataset)))
     batch = default_collate([dataset[int(i)] for i in picks])
     return datamodule.on_after_batch_transfer(batch, 0) if datamodule is not None else batch

@@ -10,21 +10,25 @@ writes a PNG grid of training samples with their masks overlaid. Exits 1 when it
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from pathlib import Path
 
 import hydra
 import numpy as np
 from omegaconf import DictConfig
 from PIL import Image
-from rich.console import Console
 from rich.table import Table
 
-from src.data.base import SPLITS, SegmentationDataModule, invalid_mask_values
-from src.data.files import DatasetError, FileSegmentationDataModule, resize_pair
+from src.data.datamodule import SegmentationDataModule
+from src.data.files import DatasetError, resize_pair
+from src.data.from_files import FileSegmentationDataModule
+from src.data.masks import invalid_mask_values
+from src.data.splits import SPLITS
 from src.data.palettes import overlay
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
+from src.utils.log import get_logger, plain_text
 from src.utils.run import write_json
+
+log = get_logger(__name__)
 
 GRID_CELL = 128
 
@@ -100,36 +104,33 @@ def main(cfg: DictConfig) -> None:
     dm = hydra.utils.instantiate(cfg.data, _convert_="all")
     report = check(dm, cfg.grid_samples)
     run_dir = Path(cfg.paths.output_dir)
-    console = Console(width=120)
 
     table = Table(title=f"{cfg.data._target_.rsplit('.', 1)[-1]} at {getattr(dm, 'root', '(generated)')}")
     table.add_column("split")
     table.add_column("items", justify="right")
     for split, count in report["counts"].items():
         table.add_row(split, str(count))
-    console.print(table)
+    log.info(plain_text(table))
     frequency = Table(title="class pixel frequency")
     frequency.add_column("class")
     frequency.add_column("share of pixels", justify="right")
     for name, share in report["class_pixel_frequency"].items():
         frequency.add_row(name, f"{100 * share:.2f} %")
-    console.print(frequency)
-    console.print(f"ignored pixels ({dm.ignore_index}): {report['ignored_pixels']:,}")
+    log.info(plain_text(frequency))
+    log.info(f"ignored pixels ({dm.ignore_index}): {report['ignored_pixels']:,}")
 
     if report["cells"]:
         grid_path = run_dir / "samples.png"
         grid_path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(sample_grid(report["cells"])).save(grid_path)
-        console.print(f"samples with their masks overlaid: {grid_path}")
+        log.info(f"samples with their masks overlaid: {grid_path}")
     write_json(run_dir / "data_check.json", {k: v for k, v in report.items() if k != "cells"})
 
     problems = report["problems"]
     if problems:
-        console.print(f"[red]{len(problems)} problem(s):[/red]")
-        for problem in problems:
-            console.print(f"  - {problem}", markup=False)
+        log.error(f"{len(problems)} problem(s):\n" + "\n".join(f"  - {problem}" for problem in problems))
         sys.exit(1)
-    console.print("[green]no problems found[/green]")
+    log.info("no problems found")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,12 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from src.data.base import SegmentationDataModule, SplitArrays
+from src.data.cache import cache_dir as cache_dir_of
+from src.data.cache import cached_split
+from src.data.datamodule import SegmentationDataModule
 from src.data.download import download_with_hint
-from src.data.files import DatasetError, atomic_folder, load_cached, require_dir, seeded_split
+from src.data.files import DatasetError, require_dir
+from src.data.splits import SplitArrays, seeded_split
 
 TRAIN_BATCHES = [f"data_batch_{k}" for k in range(1, 6)]
 
@@ -76,7 +79,7 @@ class CifarColourDataModule(SegmentationDataModule):
         self.val_fraction = val_fraction
         self.palette_pixels = palette_pixels
         self.download = download
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else self.root / ".seglab_cache"
+        self.cache_dir = cache_dir_of(self.root, cache_dir)
         self.class_names = [f"colour_{k}" for k in range(self.num_classes)]
         self._kmeans_palette: np.ndarray | None = None
 
@@ -125,9 +128,10 @@ class CifarColourDataModule(SegmentationDataModule):
 
     def load_split(self, split: str) -> SplitArrays:
         folder = self.cache_dir / f"cifar_colour-{split}-{self.image_size}-{self._key(split, self.val_fraction)}"
-        cached = load_cached(folder)
-        if cached is not None:
-            return cached
+        return cached_split(folder, lambda staging: self._write_split(staging, split))
+
+    def _write_split(self, staging: Path, split: str) -> None:
+        """Grey images and colour-class masks of one split, decoded from the batches."""
         if split == "test":
             images, names = self._images(["test_batch"])
         else:
@@ -140,8 +144,6 @@ class CifarColourDataModule(SegmentationDataModule):
             images = np.stack([cv2.resize(im, (self.image_size,) * 2, interpolation=cv2.INTER_CUBIC) for im in images])
         masks = nearest_colour(images.reshape(-1, 3), self.palette).reshape(images.shape[:3])
         grey = np.stack([cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) for im in images])[..., None]
-        with atomic_folder(folder) as staging:
-            np.save(staging / "images.npy", grey)
-            np.save(staging / "masks.npy", masks)
-            (staging / "names.json").write_text(json.dumps(names))
-        return load_cached(folder)
+        np.save(staging / "images.npy", grey)
+        np.save(staging / "masks.npy", masks)
+        (staging / "names.json").write_text(json.dumps(names))

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from src.data.base import AugmentedItems, SegmentationDataModule
-from src.data.files import DatasetError, read_image, require_dir, resize_image, seeded_split
+from src.data.datamodule import ImageDataModule
+from src.data.files import DatasetError, read_image, require_dir, resize_image
+from src.data.items import AugmentedItems
+from src.data.splits import seeded_split
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
@@ -55,9 +57,9 @@ class LabelledImages(AugmentedItems):
         return {"label": torch.tensor(label, dtype=torch.int64)}
 
 
-class ImageFolderDataModule(SegmentationDataModule):
+class ImageFolderDataModule(ImageDataModule):
     """Classification data; shares loaders, augmentation and normalisation with the segmentation
-    datamodules (``ignore_index`` and the palette are unused)."""
+    datamodules (``ignore_index`` is the losses' only)."""
 
     def __init__(
         self,

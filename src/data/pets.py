@@ -10,27 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from src.data.files import DatasetError, FileSegmentationDataModule, Sample, require_dir, seeded_split
 from src.data.download import download_with_hint
+from src.data.files import DatasetError, Sample, paired_samples, read_list, require_dir
+from src.data.from_files import FileSegmentationDataModule
+from src.data.splits import seeded_split
 
 BORDERS = ("foreground", "background", "ignore")
 
 
-def read_list(path: Path) -> list[str]:
-    """Names from a list file: the first word of each line; blank and '#' lines skipped."""
-    if not path.is_file():
-        raise DatasetError(f"split list not found: {path}. Is data.root the dataset's top folder?")
-    return [line.split()[0] for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
-
-
-def paired_samples(names: list[str], image_of, mask_of) -> list[Sample]:
-    """Samples for listed names; fails naming the files when an image or mask is missing."""
-    samples = [Sample(name, image_of(name), mask_of(name)) for name in names]
-    missing = [str(path) for s in samples for path in (s.image, s.mask) if not path.is_file()]
-    if missing:
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise DatasetError(f"listed files not found: {', '.join(missing[:5])}{more}")
-    return samples
 
 
 class PetsDataModule(FileSegmentationDataModule):

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from src.data.files import DatasetError, FileSegmentationDataModule, Sample, require_dir, seeded_split
+from src.data.files import DatasetError, Sample, require_dir
+from src.data.from_files import FileSegmentationDataModule
+from src.data.splits import seeded_split
 
 # class name -> RGB colour (the DeepGlobe land-cover coding)
 COLOURS = {

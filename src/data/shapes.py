@@ -11,7 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from src.data.base import SPLITS, SegmentationDataModule, SplitArrays
+from src.data.datamodule import SegmentationDataModule
+from src.data.splits import SPLITS, SplitArrays
 
 SHAPE_KINDS = ("circle", "rectangle", "triangle")
 VARIANTS = ("binary", "multiclass")

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from src.data.download import download_with_hint
-from src.data.files import DatasetError, FileSegmentationDataModule, Sample, require_dir, seeded_split
-from src.data.pets import paired_samples, read_list
+from src.data.files import DatasetError, Sample, paired_samples, read_list, require_dir
+from src.data.from_files import FileSegmentationDataModule
+from src.data.splits import seeded_split
 
 
 BORDER_CLASS = 21  # after background and the 20 object classes

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import sys
 
 from lightning_utilities.core.rank_zero import rank_zero_only
 from rich.console import Console
@@ -40,6 +41,16 @@ def get_logger(name: str) -> logging.Logger:
     if not any(isinstance(f, RankZeroFilter) for f in logger.filters):
         logger.addFilter(RankZeroFilter())
     return logger
+
+
+def configure_console_logging() -> None:
+    """For a command that is not a Hydra app: bare messages, information on stdout and warnings
+    and errors on stderr (as conf/hydra/job_logging/console.yaml does for the Hydra apps)."""
+    out = logging.StreamHandler(sys.stdout)
+    out.addFilter(BelowLevel(logging.WARNING))
+    errors = logging.StreamHandler(sys.stderr)
+    errors.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[out, errors], force=True)
 
 
 def route_library_logs() -> None:

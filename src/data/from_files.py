@@ -1,0 +1,123 @@
+"""Datasets read from image and mask files on disk: the base of pets, voc and satellite.
+
+Decoding a JPEG and resizing it every epoch wastes the CPU, so each split is decoded and
+resized once into uint8 arrays (src/data/cache.py: ``<cache_dir>/<dataset>-<split>-<size>-<key>/``,
+memory-mapped when read) and every epoch augments from them. The key hashes the dataset, split,
+size, mask coding and every file's path, size and modification time, so a changed file rebuilds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from src.data.cache import cache_dir as cache_dir_of
+from src.data.cache import cached_split
+from src.data.datamodule import SegmentationDataModule
+from src.data.files import DatasetError, Sample, read_image, read_raw_mask, resize_pair
+from src.data.items import SegmentationItems
+from src.data.masks import invalid_mask_values
+from src.data.splits import SplitArrays
+
+
+class FileSegmentationDataModule(SegmentationDataModule):
+    """Base for datasets on disk. Subclasses list each split's samples and decode one mask into
+    class ids; this class reads, checks, resizes, caches and serves them."""
+
+    name = "files"
+
+    def __init__(
+        self, root: str, cache: bool = True, cache_dir: str | None = None, decode_workers: int = 4, **kwargs
+    ):
+        super().__init__(**kwargs)
+        self.root = Path(root).expanduser()
+        self.cache = cache
+        self.cache_dir = cache_dir_of(self.root, cache_dir)
+        self.decode_workers = decode_workers
+
+    # --- what a dataset says -------------------------------------------------------------
+    def list_split(self, split: str) -> list[Sample]:
+        raise NotImplementedError
+
+    def mask_to_ids(self, raw: np.ndarray, path: Path) -> np.ndarray:
+        """Class ids (uint8, ignore_index for ignored pixels) from a mask as stored."""
+        raise NotImplementedError
+
+    def coding(self) -> dict:
+        """Everything besides the files that changes the decoded masks (part of the cache key)."""
+        return {}
+
+    # --- reading ------------------------------------------------------------------------
+    def read_sample(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        """Image and class-id mask at their stored size, both checked."""
+        image = read_image(sample.image, "L" if self.in_channels == 1 else "RGB")
+        mask = self.mask_to_ids(read_raw_mask(sample.mask), sample.mask)
+        if mask.shape[:2] != image.shape[:2]:
+            raise DatasetError(
+                f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {sample.image.name} is "
+                f"{image.shape[1]}x{image.shape[0]}; masks must have their image's size"
+            )
+        bad = invalid_mask_values(mask, self.num_classes, self.ignore_index)
+        if bad:
+            raise DatasetError(
+                f"{sample.mask}: class ids {bad} outside 0..{self.num_classes - 1} (and {self.ignore_index})"
+            )
+        return image, mask
+
+    def read_resized(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        image, mask = self.read_sample(sample)
+        return resize_pair(image, mask, self.image_size)
+
+    def _cache_key(self, split: str, samples: list[Sample]) -> str:
+        digest = hashlib.sha1()
+        header = {"dataset": self.name, "split": split, "size": self.image_size, "channels": self.in_channels, **self.coding()}
+        digest.update(json.dumps(header, sort_keys=True).encode())
+        for sample in samples:
+            for path in (sample.image, sample.mask):
+                stat = path.stat()
+                digest.update(f"{sample.name}|{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def _write_split(self, staging: Path, samples: list[Sample]) -> None:
+        size, channels = self.image_size, self.in_channels
+        images = np.lib.format.open_memmap(staging / "images.npy", "w+", np.uint8, (len(samples), size, size, channels))
+        masks = np.lib.format.open_memmap(staging / "masks.npy", "w+", np.uint8, (len(samples), size, size))
+        with ThreadPoolExecutor(self.decode_workers) as pool:  # PIL and OpenCV release the GIL
+            for index, (image, mask) in enumerate(pool.map(self.read_resized, samples)):
+                images[index], masks[index] = image, mask
+        images.flush()
+        masks.flush()
+        del images, masks
+        (staging / "names.json").write_text(json.dumps([s.name for s in samples]))
+
+    def load_split(self, split: str) -> SplitArrays:
+        samples = self.list_split(split)
+        if not samples:
+            raise DatasetError(f"{self.root}: the {split} split of {self.name} is empty; check data.root and the split files")
+        folder = self.cache_dir / f"{self.name}-{split}-{self.image_size}-{self._cache_key(split, samples)}"
+        return cached_split(folder, lambda staging: self._write_split(staging, samples))
+
+    def unpaired_files(self) -> list[str]:
+        """Images without masks and masks without images anywhere under root (for src.data.check)."""
+        return []
+
+    def build_dataset(self, split: str, aug) -> SegmentationItems:
+        if self.cache:
+            return super().build_dataset(split, aug)
+        return DecodingDataset(self, self.list_split(split), aug, self.n_aug, self.seed)
+
+
+class DecodingDataset(SegmentationItems):
+    """The plain path (data.cache=false): decode and resize every item on every access."""
+
+    def __init__(self, datamodule: FileSegmentationDataModule, samples: list[Sample], aug, n_aug: int, seed: int):
+        super().__init__([s.name for s in samples], aug, n_aug, seed, datamodule.mean, datamodule.std)
+        self.datamodule = datamodule
+        self.samples = samples
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        return self.datamodule.read_resized(self.samples[index])

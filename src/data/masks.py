@@ -1,0 +1,27 @@
+"""Checks of class-id masks: every value a class id or ignore_index."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from src.data.splits import SplitArrays
+
+
+def invalid_mask_values(mask: np.ndarray, num_classes: int, ignore_index: int) -> list[int]:
+    """Values in a uint8 mask that are neither a class id nor ignore_index."""
+    valid = np.zeros(256, dtype=bool)
+    valid[:num_classes] = True
+    valid[ignore_index] = True
+    values = np.unique(mask)
+    return values[~valid[values]].tolist()
+
+
+def check_mask_values(split: SplitArrays, num_classes: int, ignore_index: int, where: str) -> None:
+    """Fail, naming the item, when a mask holds a value that is neither a class id nor ignore_index."""
+    for mask, name in zip(split.masks, split.names):
+        bad = invalid_mask_values(mask, num_classes, ignore_index)
+        if bad:
+            raise ValueError(
+                f"{where}: mask of {name!r} holds values {bad}, but data.num_classes={num_classes} "
+                f"allows 0..{num_classes - 1} and {ignore_index} (ignore). Check the dataset's mask coding."
+            )
