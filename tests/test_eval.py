@@ -50,5 +50,8 @@ def test_eval_refuses_a_checkpoint_without_a_config(tmp_path):
     torch.save({"state_dict": {}}, path)
     with pytest.raises(ValueError, match="only checkpoints written by src.train carry their config"):
         read_run_config(path)
+    torch.save({"state_dict": {}, "seglab_config": {"model": {}}}, path)  # before the encoder/decoder nets
+    with pytest.raises(ValueError, match="format 1, this is format 2: the nets' layer names changed"):
+        read_run_config(path)
     with pytest.raises(FileNotFoundError, match="no such checkpoint file"):
         read_run_config(tmp_path / "missing.ckpt")

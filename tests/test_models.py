@@ -197,6 +197,12 @@ def test_fast_training_run_works_for_every_segmentation_model(train_run, name):
     assert math.isfinite(metrics["test"]["test/loss"])
 
 
+def test_resnet18_unet_trains_fast(train_run):
+    run_dir, metrics = train_run("model=resnet_unet", "model.encoder=resnet18", "debug=fast")
+    assert math.isfinite(metrics["test"]["test/loss"])
+    assert "encoder: resnet18" in (run_dir / "config.yaml").read_text()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SEGMENTATION)
 def test_loss_halves_on_a_fixed_batch_within_50_steps(name):

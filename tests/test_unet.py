@@ -25,7 +25,8 @@ def test_original_unet_has_31_million_parameters():
 
 def test_channel_widths_double_per_level():
     net = UNet(in_channels=3, num_classes=2, base_width=8, depth=3)
-    assert [down[1][0].out_channels for down in net.down] == [16, 32, 64]
+    assert [down[1][0].out_channels for down in net.encoder.down] == [16, 32, 64]
+    assert net.encoder.channels == [8, 16, 32, 64]
     assert net.head.in_channels == 8
 
 

@@ -20,6 +20,8 @@ from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf
 
 CONFIG_KEY = "seglab_config"
+# Version 2: nets as encoder / decoder / head (layer names changed with it, 2026-11-29).
+FORMAT_KEY, FORMAT = "seglab_format", 2
 NET_PREFIX = "net."  # the task's attribute holding the net (src/tasks/base.py)
 
 
@@ -68,6 +70,12 @@ def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> Dic
     state = read_file(ckpt_path, mmap=True)
     if not isinstance(state, dict) or CONFIG_KEY not in state:
         raise ValueError(f"ckpt_path={ckpt_path}: holds no '{CONFIG_KEY}'; only checkpoints written by src.train carry their config")
+    if state.get(FORMAT_KEY, 1) != FORMAT:
+        raise ValueError(
+            f"ckpt_path={ckpt_path}: written by seglab's checkpoint format {state.get(FORMAT_KEY, 1)}, this is format "
+            f"{FORMAT}: the nets' layer names changed when they became encoder / decoder / head. Use that checkpoint "
+            "with the seglab version that wrote it, or train again."
+        )
     cfg = OmegaConf.create(state[CONFIG_KEY])
     OmegaConf.set_struct(cfg, True)
     for override in overrides:
@@ -200,10 +208,11 @@ class CheckpointWriteError(OSError):
 
 
 class ConfigInCheckpoint(Callback):
-    """Adds the resolved config (a plain dict) to every checkpoint the trainer writes."""
+    """Adds the resolved config (a plain dict) and the format version to every checkpoint the trainer writes."""
 
     def __init__(self, config: dict[str, Any]):
         self.config = config
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
         checkpoint[CONFIG_KEY] = self.config
+        checkpoint[FORMAT_KEY] = FORMAT
