@@ -26,7 +26,7 @@ import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.confusion import ConfusionMatrixReport
 from src.callbacks.embedding import EmbeddingPlot
 from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
-from src.utils.checkpoint import read_run_config
+from src.utils.checkpoint import load_net_weights, read_run_config
 from src.utils.instantiate import build_task
 from src.utils.log import get_logger, route_library_logs
 from src.utils.run import exit_on_bad_input, headline, write_json, write_resolved_config
@@ -57,6 +57,7 @@ def evaluate(cfg: DictConfig) -> dict:
     L.seed_everything(cfg.seed, workers=True)  # the same splits and order as the training run's test
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     task = build_task(cfg)
+    load_net_weights(task.net, cfg.ckpt_path)  # the whole file read now: damage or a changed net named in one line
     images = str(run_dir / "images")
     # The training run's trainer settings (precision, devices, limit_test_batches), minus fitting's.
     trainer_cfg = {key: value for key, value in cfg.trainer.items() if not key.startswith(("limit_train", "limit_val", "max_"))}
@@ -86,6 +87,12 @@ def register_checkpoint_config(argv: list[str]) -> None:
     each override against the training run's keys. (In a sweep over ckpt_path, the first one's.)"""
     given = next((arg.partition("=")[2] for arg in argv if arg.startswith("ckpt_path=")), None)
     stored = OmegaConf.to_container(read_run_config(given.split(",")[0])) if given else {}
+    choices = [arg for arg in argv if isinstance(stored.get(arg.partition("=")[0].lstrip("+~")), dict) and "=" in arg]
+    if choices:  # model=..., data=...: a whole group, which the checkpoint's weights were not trained with
+        raise ValueError(
+            f"{', '.join(choices)}: src.eval keeps the checkpoint's config-group choices, which its weights belong to. "
+            "Override single keys (e.g. data.root=..., data.batch_size=8), or evaluate a checkpoint trained with that choice."
+        )
     ConfigStore.instance().store(name="checkpoint_config", node=stored)
 
 

@@ -20,6 +20,21 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from torchmetrics.segmentation import DiceScore
 
 
+def check_head(channels: int, num_classes: int) -> None:
+    """Refuse a head whose channel count fits neither convention for ``num_classes`` classes:
+    1 channel (sigmoid) for binary data, or one channel per class (softmax)."""
+    if channels == 1 and num_classes != 2:
+        raise ValueError(
+            f"the model has a 1-channel (sigmoid) head but the data has {num_classes} classes; "
+            f"set model.num_classes={num_classes}"
+        )
+    if channels not in (1, num_classes):
+        raise ValueError(
+            f"the model gives {channels} channels for data with {num_classes} classes; "
+            f"set model.num_classes={num_classes} (or 1 for a sigmoid head on binary data)"
+        )
+
+
 def hard_predictions(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Class ids B x H x W: sigmoid > threshold for a 1-channel head, argmax otherwise."""
     if logits.shape[1] == 1:

@@ -29,8 +29,7 @@ from src.data.image_folder import IMAGE_SUFFIXES
 from src.data.palettes import overlay, voc_palette
 from src.data.transforms import normalisation_stats, normalise
 from src.metrics import hard_predictions
-from src.models.weights import load_checked
-from src.utils.checkpoint import net_weights, read_run_config
+from src.utils.checkpoint import load_net_weights, read_run_config
 from src.utils.instantiate import build_task
 from src.utils.log import get_logger
 from src.utils.run import exit_on_bad_input
@@ -42,8 +41,20 @@ def image_files(source: Path) -> list[Path]:
     if source.is_file():
         return [source]
     if source.is_dir():
-        return sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"input={source}: a folder without images (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        return files
     raise FileNotFoundError(f"input={source}: no such file or folder")
+
+
+def output_stems(files: list[Path]) -> dict[Path, str]:
+    """The name each input's outputs start with: its stem, or stem_suffix where two inputs share
+    a stem (a.jpg and a.png), so that no output overwrites another."""
+    counts: dict[str, int] = {}
+    for path in files:
+        counts[path.stem] = counts.get(path.stem, 0) + 1
+    return {path: path.stem if counts[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}" for path in files}
 
 
 def load_task(ckpt_path: str):
@@ -52,7 +63,7 @@ def load_task(ckpt_path: str):
     task = build_task(cfg)
     if not task.makes_masks:
         raise ValueError(f"ckpt_path={ckpt_path}: a {type(task).__name__}; src.predict writes masks of segmentation models")
-    load_checked(task.net, net_weights(ckpt_path), f"ckpt_path={ckpt_path}")
+    load_net_weights(task.net, ckpt_path)
     return cfg, task.eval()
 
 
@@ -74,8 +85,9 @@ def predict(ckpt_path: str, source: Path, out: Path, batch_size: int = 8) -> dic
     palette = voc_palette(max(int(cfg.data.num_classes), 2))
     if int(cfg.data.num_classes) > 256:
         raise ValueError("more than 256 classes do not fit a palette PNG")
-    out.mkdir(parents=True, exist_ok=True)
     files = image_files(source)
+    stems = output_stems(files)
+    out.mkdir(parents=True, exist_ok=True)
     written, failed = [], []
     for start in track(range(0, len(files), batch_size), description=f"Predicting {len(files)} images"):
         images, names = [], []
@@ -95,7 +107,7 @@ def predict(ckpt_path: str, source: Path, out: Path, batch_size: int = 8) -> dic
             # Resize the logits, not the hard mask, so class borders are smooth at the original size.
             full = F.interpolate(one[None].float(), size=image.shape[:2], mode="bilinear", align_corners=False)
             mask = hard_predictions(full, task.threshold)[0].cpu().numpy()
-            write_prediction(image, mask, palette, out, path.stem)
+            write_prediction(image, mask, palette, out, stems[path])
             written.append(str(path))
     log.info(f"Wrote {len(written)} masks and overlays to {out}" + (f"; {len(failed)} files unreadable: {failed}" if failed else ""))
     return {"written": written, "failed": failed}

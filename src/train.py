@@ -18,15 +18,22 @@ import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.seeding import EpochSeeding
-from src.utils.checkpoint import ConfigInCheckpoint, check_room_for_checkpoints, checkpoint_position, resume_config
+from src.utils.checkpoint import (
+    ConfigInCheckpoint,
+    check_room_for_checkpoints,
+    checkpoint_position,
+    load_net_weights,
+    resume_config,
+)
 from src.utils.hardware import auto_precision
 from src.utils.instantiate import build_task, instantiate_group
 from src.utils.log import get_logger, route_library_logs
-from src.utils.run import flatten, headline, report_run_dir, write_json, write_resolved_config
+from src.utils.run import flatten, headline, known_error, one_line, report_run_dir, training_starts, write_json, write_resolved_config
 from src.utils.validate import check_config
 
 log = get_logger(__name__)
@@ -66,12 +73,14 @@ def train(cfg: DictConfig) -> float | None:
     with open_dict(cfg):
         cfg.trainer.precision = precision
     log.info(f"Precision: {precision} ({why})")
-    write_resolved_config(cfg, run_dir)
     config = OmegaConf.to_container(cfg, resolve=True)
 
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     task = build_task(cfg)
+    if cfg.ckpt_path:  # read whole now: a damaged file, or a net that no longer fits it, is named before anything changes
+        load_net_weights(task.net, cfg.ckpt_path)
     check_room_for_checkpoints(run_dir / "checkpoints", task)
+    write_resolved_config(cfg, run_dir)
     callbacks = instantiate_group(cfg.get("callbacks")) + [ConfigInCheckpoint(config), EpochSeeding(cfg.seed)]
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -87,6 +96,7 @@ def train(cfg: DictConfig) -> float | None:
             + (f", early stopping {waited} of {cfg.callbacks.early_stopping.patience} epochs without improvement" if waited is not None else "")
             + "."
         )
+    training_starts(run_dir)
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except (KeyboardInterrupt, SystemExit) as interruption:  # Lightning turns Ctrl-C into exit(1)
@@ -148,8 +158,19 @@ def main(cfg: DictConfig) -> float | None:
     if cfg.ckpt_path:  # resume: the checkpoint's own config, not conf/'s defaults
         hydra_config = HydraConfig.get()
         groups = {name.split("@")[0] for name in hydra_config.runtime.choices}
-        cfg = resume_config(cfg.ckpt_path, hydra_config.overrides.task, groups, cfg.paths.output_dir)
-    return train(cfg)
+        try:
+            cfg = resume_config(cfg.ckpt_path, hydra_config.overrides.task, groups, cfg.paths.output_dir)
+        except (ValueError, KeyError, FileNotFoundError) as error:
+            log.error(one_line(error))
+            raise SystemExit(1) from None
+    try:
+        return train(cfg)
+    except Exception as error:
+        # A known error has been said in one line (traceback in train.log). In a sweep, Hydra records
+        # the failed run and goes on with the others; a single run ends here, without a traceback.
+        if known_error(error) is None or HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

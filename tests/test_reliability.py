@@ -181,6 +181,7 @@ def test_an_unwritable_run_directory_fails_before_training_naming_it(train_run, 
         ("data.batch_size=eight", r"data.batch_size must be a whole number >= 1, got 'eight'"),
         ("data.image_size=0", r"data.image_size must be a whole number >= 1, got 0"),
         ("data.n_aug=-1", r"data.n_aug must be a whole number >= 0, got -1"),
+        ("trainer.max_epochs=-1", r"trainer.max_epochs must be a whole number >= 1, got -1"),
     ],
 )
 def test_a_bad_config_value_fails_before_any_data_is_read_naming_the_key(train_run, override, message, monkeypatch):
@@ -287,7 +288,8 @@ def test_image_and_mask_readers_end_every_damaged_file_in_an_error_naming_it(tmp
         try:
             array = reader(path)
         except DatasetError as error:
-            assert str(path) in str(error) and "unreadable" in str(error)
+            # unreadable, or a 16-bit mask whose values are no class ids
+            assert str(path) in str(error) and ("unreadable" in str(error) or "must be 0..255" in str(error))
         else:  # a file that still decodes gives a whole picture, never a half-filled one silently
             assert array.ndim in (2, 3) and array.shape[:2] == (6, 7) and array.dtype in (np.uint8, np.uint16, np.int32, bool)
 
@@ -319,3 +321,27 @@ def test_best_and_last_of_the_same_state_share_one_file_and_part_when_training_g
     io.save_checkpoint({"epoch": 1, "global_step": 8, "weights": torch.zeros(10)}, folder / "last.ckpt")
     assert torch.equal(torch.load(folder / "best.ckpt", weights_only=True)["weights"], torch.arange(10.0))
     assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 1
+
+
+def test_runs_started_in_the_same_second_get_a_directory_each(tmp_path):
+    from datetime import datetime, timedelta
+
+    # Every second's run directory of the next minute exists already (as if other runs had just
+    # started), so both runs below must claim another folder than the clock's.
+    now = datetime.now()
+    for second in range(60):
+        (tmp_path / "outputs" / f"{now + timedelta(seconds=second):%Y-%m-%d/%H-%M-%S}").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "src.train", "debug=fast", *tiny([])]
+    runs = [subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)]  # fmt: skip
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    run_dirs = sorted({line.split("Run directory: ")[1].strip() for out in outputs for line in out.splitlines() if "Run directory: " in line})
+    assert len(run_dirs) == 2 and all(Path(d).name.rsplit("_", 1)[-1].isdigit() for d in run_dirs), run_dirs
+    for run_dir in (tmp_path / d for d in run_dirs):  # relative to the runs' working folder
+        assert json.loads((run_dir / "run_status.json").read_text())["status"] == "completed"
+        for checkpoint in ("best.ckpt", "last.ckpt"):
+            assert "state_dict" in torch.load(run_dir / "checkpoints" / checkpoint, weights_only=True)
+        writers = {path.name.split(".")[-2] for path in (run_dir / "tensorboard").glob("events.*")}
+        assert len(writers) == 1  # events.out.tfevents.<time>.<host>.<pid>.<n>: no other run's events mixed in

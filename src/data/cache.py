@@ -11,16 +11,45 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
+import hashlib
+
 import numpy as np
 
+from src.data.files import DatasetError
 from src.data.splits import SplitArrays
+from src.utils.log import get_logger
+
+log = get_logger(__name__)
 
 CACHE_FOLDER = ".seglab_cache"  # under the dataset's root, unless data.cache_dir says otherwise
+ADVICE = "Set data.cache_dir to a folder you can write, or data.cache=false to decode every item every epoch."
+
+
+def user_cache_root() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "seglab"
+
+
+def usable(folder: Path) -> bool:
+    """This process can list, read and write ``folder`` (or create it, if it does not exist)."""
+    if folder.exists():
+        return os.access(folder, os.R_OK | os.W_OK | os.X_OK)
+    return os.access(folder.parent, os.W_OK | os.X_OK) if folder.parent.exists() else False
 
 
 def cache_dir(root: Path, configured: str | None) -> Path:
-    """``data.cache_dir`` if set, else ``<root>/.seglab_cache``."""
-    return Path(configured).expanduser() if configured else root / CACHE_FOLDER
+    """``data.cache_dir`` if set, else ``<root>/.seglab_cache``; where that cannot be used (a
+    read-only shared dataset, a cache another user built) a folder of this user's own cache,
+    ``~/.cache/seglab/<dataset folder>-<hash>``, said once in the log."""
+    if configured:
+        return Path(configured).expanduser()
+    default = root / CACHE_FOLDER
+    if usable(default) or not root.exists():
+        return default
+    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:8]
+    elsewhere = user_cache_root() / f"{root.name}-{digest}"
+    log.info(f"{default} cannot be written (a read-only dataset folder, or another user's cache): decoded splits "
+             f"are cached in {elsewhere} instead (data.cache_dir sets the place)")  # fmt: skip
+    return elsewhere
 
 
 @contextlib.contextmanager
@@ -54,9 +83,12 @@ def load_cached(folder: Path) -> SplitArrays | None:
 def cached_split(folder: Path, build: Callable[[Path], None]) -> SplitArrays:
     """The split cached in ``folder``; built first by ``build(staging_folder)`` (which writes
     images.npy, masks.npy and names.json there) if there is none yet."""
-    cached = load_cached(folder)
-    if cached is None:
-        with atomic_folder(folder) as staging:
-            build(staging)
+    try:
         cached = load_cached(folder)
+        if cached is None:
+            with atomic_folder(folder) as staging:
+                build(staging)
+            cached = load_cached(folder)
+    except PermissionError as error:
+        raise DatasetError(f"cannot use the cache {folder}: {error.strerror} ({error.filename}). {ADVICE}") from None
     return cached

@@ -73,6 +73,8 @@ def check(dm: SegmentationDataModule, grid_samples: int = 16) -> dict:
         except (DatasetError, ValueError, OSError) as error:
             problems.append(f"{split} split: {error}")
         counts[split] = len(names[split])
+        if not names[split] and not any(problem.startswith(f"{split} split") for problem in problems):
+            problems.append(f"{split} split: no items; check the split lists (or fractions) under data.root")
     for i, first in enumerate(SPLITS):
         for second in SPLITS[i + 1 :]:
             shared = names[first] & names[second]

@@ -24,12 +24,29 @@ class Sample:
     mask: Path
 
 
+HIGH_BIT_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # 16-bit and 32-bit grey images
+
+
+def to_8_bit(image: Image.Image) -> Image.Image:
+    """A 16/32-bit grey image as 8-bit grey, its full range scaled to 0..255 (65535 -> 255; float
+    images in 0..1 likewise), as satellite and medical data are stored. Pillow's own conversion
+    clips every value above 255, turning most such images white."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F" and values.size and values.max() <= 1.0:
+        values = values * 255.0
+    elif values.size and values.max() > 255:
+        values = values / 257.0
+    return Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), mode="L")
+
+
 def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
-    """Any image file as H x W x C uint8 (grey, palette and alpha images converted to ``mode``)."""
+    """Any image file as H x W x C uint8 (grey, palette and alpha images converted to ``mode``;
+    16-bit images scaled to 8 bits)."""
     try:
         with Image.open(path) as image:
             image.load()
-            return np.asarray(image.convert(mode)).reshape(image.height, image.width, -1)
+            eight_bit = to_8_bit(image) if image.mode in HIGH_BIT_DEPTH else image
+            return np.asarray(eight_bit.convert(mode)).reshape(image.height, image.width, -1)
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
@@ -37,15 +54,26 @@ def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
 
 
 def read_raw_mask(path: Path) -> np.ndarray:
-    """A mask file as stored: H x W for grey/palette PNGs (palette indices, not colours), H x W x 3 for RGB."""
+    """A mask file as stored: H x W for grey/palette PNGs (palette indices, not colours), H x W x 3
+    for RGB. Class ids live in 8 bits: a 16-bit mask is read as such when its values fit."""
     try:
         with Image.open(path) as image:
             image.load()
-            if image.mode in ("L", "P", "I", "I;16"):
+            if image.mode in ("L", "P"):
                 return np.asarray(image)
+            if image.mode in HIGH_BIT_DEPTH:
+                values = np.asarray(image)
+                if values.size and (values.min() < 0 or values.max() > 255):
+                    raise DatasetError(
+                        f"{path}: a {image.mode} mask with values {values.min()}..{values.max()}; class ids (and the "
+                        "ignore value) must be 0..255. Re-save the mask as an 8-bit PNG of class ids"
+                    )
+                return values.astype(np.uint8)
             return np.asarray(image.convert("RGB"))
     except FileNotFoundError:
         raise DatasetError(f"{path}: mask file not found") from None
+    except DatasetError:
+        raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise DatasetError(f"{path}: unreadable mask ({error}); re-export or remove the file") from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.metrics import PerImageDice, confusion_matrix, hard_predictions, segmentation_scores
+from src.metrics import PerImageDice, check_head, confusion_matrix, hard_predictions, segmentation_scores
 from src.tasks.base import STAGES, Task
 
 
@@ -41,23 +41,10 @@ class SegmentationTask(Task):
         """Class ids B x H x W for a batch of normalised images."""
         return hard_predictions(self(images), self.threshold)
 
-    def _check_head(self, logits: torch.Tensor) -> None:
-        channels = logits.shape[1]
-        if channels == 1 and self.num_classes != 2:
-            raise ValueError(
-                f"the model has a 1-channel (sigmoid) head but the data has {self.num_classes} classes; "
-                f"set model.num_classes={self.num_classes}"
-            )
-        if channels not in (1, self.num_classes):
-            raise ValueError(
-                f"the model gives {channels} channels for data with {self.num_classes} classes; "
-                f"set model.num_classes={self.num_classes} (or 1 for a sigmoid head on binary data)"
-            )
-
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         images, masks = batch["image"], batch["mask"]
         logits = self(images)
-        self._check_head(logits)
+        check_head(logits.shape[1], self.num_classes)
         loss = self.loss(logits, masks)
         self._update_metrics(hard_predictions(logits.detach(), self.threshold), masks, stage)
         self._log_loss(loss, stage, images.shape[0])

@@ -19,6 +19,8 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from src.models.weights import load_checked
+
 CONFIG_KEY = "seglab_config"
 # Version 2: nets as encoder / decoder / head (layer names changed with it, 2026-11-29).
 FORMAT_KEY, FORMAT = "seglab_format", 2
@@ -57,6 +59,12 @@ def net_weights(path: str | Path, what: str = "ckpt_path") -> dict[str, torch.Te
     if not isinstance(state, dict) or not state:
         raise ValueError(f"{what}={path}: holds no model weights (expected a state dict or a checkpoint written by src.train)")
     return state
+
+
+def load_net_weights(net: torch.nn.Module, path: str | Path) -> None:
+    """Load a checkpoint's net weights into ``net``, reading the whole file: a file damaged anywhere,
+    or a net built with other settings (a layer of another shape), is refused naming the problem."""
+    load_checked(net, net_weights(path), f"ckpt_path={path}")
 
 
 def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -15,15 +16,36 @@ def count_image_folder_classes(root: str) -> int:
     return len(list_class_images(Path(root).expanduser()))
 
 
+_claimed: dict[str, str] = {}
+
+
+def claim_run_dir(base: str) -> str:
+    """A run directory no other process has: ``base`` (outputs/<date>/<time>), or ``base_2``,
+    ``base_3``, ... when another run started in the same second. Claimed by creating it (mkdir
+    is atomic), once per process: later resolutions of the same name give the same folder."""
+    if base not in _claimed:
+        Path(base).parent.mkdir(parents=True, exist_ok=True)
+        candidate, number = base, 1
+        while True:
+            try:
+                os.mkdir(candidate)
+                break
+            except FileExistsError:
+                number += 1
+                candidate = f"{base}_{number}"
+        _claimed[base] = candidate
+    return _claimed[base]
+
+
 def checkpoint_run_dir(ckpt_path: str | None, new_run_dir: str) -> str:
     """The run directory a resumed run continues in: the one whose checkpoints/ folder holds
-    ``ckpt_path`` (``<run>/checkpoints/last.ckpt``), else ``new_run_dir`` (no ckpt_path, or a
-    checkpoint kept somewhere else)."""
+    ``ckpt_path`` (``<run>/checkpoints/last.ckpt``), else a new one claimed under the name
+    ``new_run_dir`` (no ckpt_path, or a checkpoint kept somewhere else)."""
     if ckpt_path:
         folder = Path(ckpt_path).expanduser().resolve().parent
         if folder.name == "checkpoints" and (folder.parent / "config.yaml").is_file():
             return str(folder.parent)
-    return new_run_dir
+    return claim_run_dir(new_run_dir)
 
 
 def job_cpus(num_workers: int | str) -> int:
@@ -43,3 +65,4 @@ OmegaConf.register_new_resolver("image_folder_classes", count_image_folder_class
 OmegaConf.register_new_resolver("job_cpus", job_cpus, replace=True)
 OmegaConf.register_new_resolver("checkpoint_run_dir", checkpoint_run_dir, replace=True)
 OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
+OmegaConf.register_new_resolver("claim_run_dir", claim_run_dir, replace=True)

@@ -18,6 +18,8 @@ from omegaconf import DictConfig, OmegaConf
 from src.utils.log import get_logger
 
 log = get_logger(__name__)
+traceback_log = get_logger("src.tracebacks")  # DEBUG records: the run's log file only (conf/hydra/job_logging)
+traceback_log.setLevel("DEBUG")
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -86,14 +88,47 @@ def write_status(run_dir: Path, status: str, **details: Any) -> None:
     )  # fmt: skip
 
 
+# Errors whose message says what is wrong and what to do: the terminal shows that one line and
+# the run's log keeps the traceback. Any other error keeps its traceback on the terminal too.
+KNOWN_ERRORS = (ValueError, KeyError, FileNotFoundError, FloatingPointError, PermissionError, NotADirectoryError)
+_training_started: set[Path] = set()
+
+
+def training_starts(run_dir: Path) -> None:
+    """Called just before the first training step may change the run's files: a resumed run that
+    fails before this leaves its run directory as it found it."""
+    _training_started.add(Path(run_dir))
+
+
+def known_error(error: BaseException) -> BaseException | None:
+    """The error to explain in one line (Hydra's InstantiationException unwrapped), or None."""
+    cause = error.__cause__ if type(error).__name__ == "InstantiationException" and error.__cause__ else error
+    if isinstance(cause, KNOWN_ERRORS) or type(cause).__name__ == "CheckpointWriteError":
+        return cause
+    return None
+
+
+def one_line(error: BaseException) -> str:
+    """The error's message on one line; for an error re-raised from a DataLoader worker, the
+    original message (the last line of the worker's traceback), not the traceback."""
+    message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    if "Original Traceback" in message:
+        last = [line for line in message.splitlines() if line.strip()][-1]
+        message = last.split(": ", 1)[1] if last.startswith(type(error).__module__) or ": " in last.split(" ", 1)[0] else last
+    return " ".join(message.split())
+
+
 def report_run_dir(entry: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
     """Wrap an entry point so that, success or failure, it says where the run's files are and
-    records how the run ended in run_status.json."""
+    records how the run ended in run_status.json. A known error is logged as one line (its
+    traceback goes to the log file only); a resumed run that fails before training starts puts
+    back its run_status.json and config.yaml as they were."""
 
     @functools.wraps(entry)
     def wrapped(cfg: DictConfig) -> Any:
         run_dir = Path(cfg.paths.output_dir)
         started = time.time()
+        kept = {name: (run_dir / name).read_bytes() for name in (STATUS_FILE, "config.yaml") if (run_dir / name).is_file()}
         try:
             write_status(run_dir, "running", started=started)
         except OSError as error:
@@ -108,9 +143,20 @@ def report_run_dir(entry: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
             log.warning(f"Run interrupted; its log and files are in {run_dir}")
             raise
         except BaseException as error:
-            write_status(run_dir, "failed", started=started, error=f"{type(error).__name__}: {error}")
-            log.error(f"Run failed ({type(error).__name__}: {error}); its log and files are in {run_dir}")
+            if kept and run_dir not in _training_started:  # a resume refused before it began
+                for name, content in kept.items():
+                    (run_dir / name).write_bytes(content)
+            else:
+                write_status(run_dir, "failed", started=started, error=f"{type(error).__name__}: {error}")
+            known = known_error(error)
+            if known is not None:
+                log.error(f"{one_line(known)} (run directory: {run_dir})")
+                traceback_log.debug("The traceback of that error:", exc_info=error)
+            else:
+                log.error(f"Run failed ({type(error).__name__}: {error}); its log and files are in {run_dir}")
             raise
+        finally:
+            _training_started.discard(run_dir)
         write_status(run_dir, "completed", started=started)
         return result
 

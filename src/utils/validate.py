@@ -6,12 +6,16 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from src.metrics import check_head
+
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and what it accepts."""
 
 
-WHOLE_NUMBERS = {"data.batch_size": 1, "data.image_size": 1, "data.num_classes": 2, "data.n_aug": 0, "trainer.max_epochs": -1}
+# trainer.max_epochs >= 1: Lightning's -1 (no limit) would give the cosine schedule T_max=-1, a run
+# that never ends at a learning rate that drops to 0 every other epoch.
+WHOLE_NUMBERS = {"data.batch_size": 1, "data.image_size": 1, "data.num_classes": 2, "data.n_aug": 0, "trainer.max_epochs": 1}
 NON_NEGATIVE_NUMBERS = ["optimizer.lr"]  # 0 freezes the weights: of use in tests and probes
 
 
@@ -40,9 +44,27 @@ def check_model_takes_the_data(cfg: DictConfig) -> None:
     with torch.device("meta"):
         net = instantiate(model_cfg, _convert_="all").train()
         try:
-            net(torch.empty(batch, channels, size, size))
+            logits = net(torch.empty(batch, channels, size, size))
         except (RuntimeError, ValueError) as error:
             raise ConfigError(
                 f"data.image_size={size}: {cfg.model._target_} cannot train on {batch} x {channels} x {size} x {size} "
                 f"batches ({str(error).splitlines()[0]}); choose a larger data.image_size or data.batch_size"
             ) from None
+    if logits.dim() == 4:  # a segmentation head: its channels against the classes and the loss
+        check_head_and_loss(cfg, logits.shape[1])
+
+
+def check_head_and_loss(cfg: DictConfig, channels: int) -> None:
+    """The model's head fits the data's class count, and the loss takes that head: run the loss
+    on a 1 x channels x 2 x 2 batch of zeros (no data needed)."""
+    num_classes = cfg.data.num_classes
+    try:
+        check_head(channels, num_classes)
+    except ValueError as error:
+        raise ConfigError(f"model.num_classes={channels}: {error}") from None
+    if "loss" in cfg:
+        loss = instantiate(cfg.loss, _convert_="all")
+        try:
+            loss(torch.zeros(1, channels, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
