@@ -102,7 +102,7 @@ def predict(ckpt_path: str, source: Path, out: Path, batch_size: int = 8) -> dic
             continue
         resized = np.stack([resize_image(image, size) for image in images])
         batch = normalise(torch.from_numpy(resized).permute(0, 3, 1, 2).to(device), mean, std)
-        logits = task(batch)
+        logits = task.infer(batch)
         for image, path, one in zip(images, names, logits):
             # Resize the logits, not the hard mask, so class borders are smooth at the original size.
             full = F.interpolate(one[None].float(), size=image.shape[:2], mode="bilinear", align_corners=False)

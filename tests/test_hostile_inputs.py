@@ -43,11 +43,12 @@ def test_a_16_bit_mask_with_values_above_255_is_named_in_check_and_setup(tmp_pat
 
 
 def test_data_check_fails_on_an_empty_split_list(tmp_path):
+    from src.data.check import check
+
     root = make_pets(tmp_path / "pets")
     (root / "annotations" / "trainval.txt").write_text("")
-    result = run_cli("src.data.check", "data=pets", f"data.root={root}", f"hydra.run.dir={tmp_path / 'check'}", cwd=tmp_path)
-    assert result.returncode == 1
-    assert "train split: no items" in result.stderr and "no problems found" not in result.stdout
+    report = check(pets_module(root))
+    assert report["counts"]["train"] == 0 and any(p.startswith("train split: no items") for p in report["problems"])
 
 
 @pytest.fixture(scope="module")
@@ -73,23 +74,25 @@ def test_predict_keeps_the_outputs_of_inputs_that_share_a_stem(checkpoint, tmp_p
     assert Image.open(tmp_path / "out" / "a_png_mask.png").size == (10, 40)
 
 
-@pytest.mark.parametrize(
-    "make_input, argument, message",
-    [
-        (lambda d: d.mkdir() or d, "input={}", "a folder without images"),
-        (lambda d: d, "input={}", "no such file or folder"),
-        (lambda d: d.mkdir() or d, "batch_size=0", "batch_size must be a whole number >= 1, got 0"),
-    ],
-    ids=["empty-folder", "missing-input", "batch-size-0"],
-)
-def test_predict_refuses_what_it_cannot_do_and_writes_nothing(checkpoint, tmp_path, make_input, argument, message):
-    source = make_input(tmp_path / "input")
-    args = [f"ckpt_path={checkpoint}", f"input={source}", f"output={tmp_path / 'out'}"]
-    if argument.startswith("batch_size"):
-        args.append(argument)
-    result = run_cli("src.predict", *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
-    assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr
+@pytest.mark.parametrize("make_input, message", [
+    (lambda d: d.mkdir() or d, "a folder without images"),
+    (lambda d: d, "no such file or folder"),
+], ids=["empty-folder", "missing-input"])  # fmt: skip
+def test_predict_refuses_an_input_without_images_and_writes_nothing(checkpoint, tmp_path, make_input, message):
+    from src.predict import predict
+
+    with pytest.raises(FileNotFoundError, match=message):
+        predict(str(checkpoint), make_input(tmp_path / "input"), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_predict_names_a_batch_size_of_zero_and_writes_nothing(checkpoint, tmp_path):
+    (tmp_path / "input").mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "input" / "a.png")
+    result = run_cli("src.predict", f"ckpt_path={checkpoint}", f"input={tmp_path / 'input'}", f"output={tmp_path / 'out'}",
+                     "batch_size=0", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 1 and "batch_size must be a whole number >= 1, got 0" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_a_read_only_dataset_folder_caches_in_the_users_cache_and_says_so(tmp_path, monkeypatch, caplog):

@@ -7,6 +7,7 @@ from torch import nn
 
 from src.metrics import PerImageDice, check_head, confusion_matrix, hard_predictions, segmentation_scores
 from src.tasks.base import STAGES, Task
+from src.tasks.inference import Inference
 
 
 class SegmentationTask(Task):
@@ -20,10 +21,14 @@ class SegmentationTask(Task):
 
     makes_masks = True
 
-    def __init__(self, *args, ignore_index: int = 255, threshold: float = 0.5, **kwargs):
+    def __init__(
+        self, *args, ignore_index: int = 255, threshold: float = 0.5, inference: Inference | dict | None = None, **kwargs
+    ):
         """``ignore_index``: mask value that counts in no loss or metric; ``threshold``: probability
-        above which a 1-channel head predicts foreground; the rest as for Task."""
+        above which a 1-channel head predicts foreground; ``inference``: how validation, test and
+        prediction get logits (src/tasks/inference.py: whole or sliding window, TTA); the rest as for Task."""
         super().__init__(*args, **kwargs)
+        self.inference = inference if isinstance(inference, Inference) else Inference(**(inference or {}))
         num_classes = self.num_classes
         if not 0 < threshold < 1:
             raise ValueError(f"task.threshold must be in (0, 1), got {threshold}")
@@ -39,11 +44,15 @@ class SegmentationTask(Task):
     @torch.no_grad()
     def predict_masks(self, images: torch.Tensor) -> torch.Tensor:
         """Class ids B x H x W for a batch of normalised images."""
-        return hard_predictions(self(images), self.threshold)
+        return hard_predictions(self.infer(images), self.threshold)
+
+    def infer(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits at the images' size by ``task.inference`` (whole or sliding window, with TTA)."""
+        return self.inference(self, images)
 
     def _step(self, batch: dict, stage: str) -> torch.Tensor:
         images, masks = batch["image"], batch["mask"]
-        logits = self(images)
+        logits = self(images) if stage == "train" else self.infer(images)
         check_head(logits.shape[1], self.num_classes)
         loss = self.loss(logits, masks)
         self._update_metrics(hard_predictions(logits.detach(), self.threshold), masks, stage)
