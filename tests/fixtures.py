@@ -141,3 +141,38 @@ def make_image_folder(root: Path, classes=("circle", "square", "stripes"), per_c
                 picture = picture.convert("L")  # a grey one, read as RGB
             picture.save(path)
     return root
+
+
+FOLDER_CLASSES = [("background", (0, 0, 0)), ("road", (128, 64, 128)), ("tree", (0, 200, 0))]
+
+
+def make_folder(root: Path, count: int = 24, coding: str = "rgb", seed: int = 0, layout: str = "flat") -> Path:
+    """A user's own dataset: images/<name>.jpg of mixed sizes and masks/<name>.png with 3 classes,
+    RGB colour-coded (with classes.csv) or class-index PNGs; ``layout`` flat, folders (images/train/...)
+    or lists (splits/*.txt)."""
+    rng = np.random.default_rng(seed)
+    names = [f"photo_{index:03d}" for index in range(count)]
+    splits = {"train": names[: count * 2 // 3], "val": names[count * 2 // 3 : count * 5 // 6], "test": names[count * 5 // 6 :]}
+    for split, members in splits.items():
+        sub = split if layout == "folders" else ""
+        (root / "images" / sub).mkdir(parents=True, exist_ok=True)
+        (root / "masks" / sub).mkdir(parents=True, exist_ok=True)
+        for name in members:
+            height, width = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+            ids = blob_mask(rng, height, width)
+            ids[: height // 4] = 2  # a band of "tree" at the top
+            image = red_on_blue(np.minimum(ids, 1), rng)
+            image[ids == 2] = (20, 180, 20)
+            Image.fromarray(image).save(root / "images" / sub / f"{name}.jpg", quality=95)
+            if coding == "rgb":
+                colours = np.array([colour for _, colour in FOLDER_CLASSES], dtype=np.uint8)
+                Image.fromarray(colours[ids]).save(root / "masks" / sub / f"{name}.png")
+            else:
+                Image.fromarray(ids.astype(np.uint8), mode="L").save(root / "masks" / sub / f"{name}.png")
+    if coding == "rgb":
+        (root / "classes.csv").write_text("name,r,g,b\n" + "".join(f"{n},{r},{g},{b}\n" for n, (r, g, b) in FOLDER_CLASSES))
+    if layout == "lists":
+        (root / "splits").mkdir()
+        for split, members in splits.items():
+            (root / "splits" / f"{split}.txt").write_text("\n".join(members) + "\n")
+    return root

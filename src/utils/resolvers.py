@@ -37,6 +37,13 @@ def claim_run_dir(base: str) -> str:
     return _claimed[base]
 
 
+def count_folder_classes(root: str, classes) -> int:
+    """The number of classes of a data=folder dataset: its class list's length (src.data.folder)."""
+    from src.data.folder import count_classes
+
+    return count_classes(root, None if classes is None else OmegaConf.to_container(classes) if not isinstance(classes, list) else classes)
+
+
 def checkpoint_run_dir(ckpt_path: str | None, new_run_dir: str) -> str:
     """The run directory a resumed run continues in: the one whose checkpoints/ folder holds
     ``ckpt_path`` (``<run>/checkpoints/last.ckpt``), else a new one claimed under the name
@@ -62,6 +69,7 @@ def hydra_subdir(ckpt_path: str | None) -> str:
 
 
 OmegaConf.register_new_resolver("image_folder_classes", count_image_folder_classes, replace=True)
+OmegaConf.register_new_resolver("folder_classes", count_folder_classes, replace=True)
 OmegaConf.register_new_resolver("job_cpus", job_cpus, replace=True)
 OmegaConf.register_new_resolver("checkpoint_run_dir", checkpoint_run_dir, replace=True)
 OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
