@@ -6,8 +6,9 @@
 
 For each image writes <stem>_mask.png (class ids; a palette PNG, so it opens in colour) and
 <stem>_overlay.png (class colours over the photo), both at the image's original size. Images are
-resized to the model's training size, predicted in batches, and the logits resized back before
-the class is chosen. A file that cannot be read is reported by name and the rest still written.
+resized as the model was trained (data.resize: squashed to data.image_size and predicted in
+batches, or short side / original size one at a time), inferred by task.inference (whole, or
+sliding windows for large photos), and the logits resized back before the class is chosen. A file that cannot be read is reported by name and the rest still written.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from PIL import Image
 from rich.progress import track
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
-from src.data.files import DatasetError, read_image, resize_image
+from src.data.files import DatasetError, read_image, resize_by_policy
 from src.data.image_folder import IMAGE_SUFFIXES
 from src.data.palettes import overlay, voc_palette
 from src.data.transforms import normalisation_stats, normalise
@@ -81,6 +82,7 @@ def predict(ckpt_path: str, source: Path, out: Path, batch_size: int = 8) -> dic
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     task.to(device)
     size, channels = int(cfg.data.image_size), int(cfg.data.in_channels)
+    resize = cfg.data.get("resize", "square")
     mean, std = normalisation_stats(channels)
     palette = voc_palette(max(int(cfg.data.num_classes), 2))
     if int(cfg.data.num_classes) > 256:
@@ -98,17 +100,20 @@ def predict(ckpt_path: str, source: Path, out: Path, batch_size: int = 8) -> dic
             except DatasetError as error:
                 log.warning(f"skipped: {error}")
                 failed.append(str(path))
-        if not images:
-            continue
-        resized = np.stack([resize_image(image, size) for image in images])
-        batch = normalise(torch.from_numpy(resized).permute(0, 3, 1, 2).to(device), mean, std)
-        logits = task.infer(batch)
-        for image, path, one in zip(images, names, logits):
-            # Resize the logits, not the hard mask, so class borders are smooth at the original size.
-            full = F.interpolate(one[None].float(), size=image.shape[:2], mode="bilinear", align_corners=False)
-            mask = hard_predictions(full, task.threshold)[0].cpu().numpy()
-            write_prediction(image, mask, palette, out, stems[path])
-            written.append(str(path))
+        # Squashed images batch together; under short_side or none each keeps its own size, one at a time.
+        groups = [list(zip(images, names))] if resize == "square" else [[pair] for pair in zip(images, names)]
+        for group in groups:
+            resized = np.stack([resize_by_policy(image, None, size, resize)[0] for image, _ in group])
+            batch = normalise(torch.from_numpy(resized).permute(0, 3, 1, 2).to(device), mean, std)
+            logits = task.infer(batch)
+            for (image, path), one in zip(group, logits):
+                # Resize the logits, not the hard mask, so class borders are smooth at the original size.
+                if one.shape[-2:] != image.shape[:2]:
+                    one = F.interpolate(one[None].float(), size=image.shape[:2], mode="bilinear", align_corners=False)[0]
+                mask = hard_predictions(one[None], task.threshold)[0].cpu().numpy()
+                write_prediction(image, mask, palette, out, stems[path])
+                written.append(str(path))
+            del batch, logits
     log.info(f"Wrote {len(written)} masks and overlays to {out}" + (f"; {len(failed)} files unreadable: {failed}" if failed else ""))
     return {"written": written, "failed": failed}
 

@@ -10,8 +10,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
-from torch.utils.data import default_collate
+import cv2
 
+from src.data.items import pad_collate
 from src.data.palettes import colourise, voc_palette
 from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalise
 
@@ -34,9 +35,12 @@ def mask_grid(
             pixels = denormalise(image, mean[:1], std[:1]).repeat(3, axis=2)
         else:
             pixels = denormalise(image[:3], mean, std)
+        truth = mask.cpu().numpy()
+        if truth.shape != pixels.shape[:2]:  # a test mask at its original size: drawn at the image's
+            truth = cv2.resize(truth.astype(np.uint8), pixels.shape[1::-1], interpolation=cv2.INTER_NEAREST)
         panels = [
             pixels,
-            colourise(mask.cpu().numpy(), palette, ignore_index),
+            colourise(truth, palette, ignore_index),
             colourise(prediction.cpu().numpy(), palette, ignore_index),
         ]
         gap = np.full((pixels.shape[0], SEPARATOR, 3), 255, dtype=np.uint8)
@@ -49,7 +53,7 @@ def evenly_spaced_batch(dataset, count: int, datamodule=None) -> dict:
     """``count`` items spread evenly over ``dataset``, collated and (through the datamodule)
     normalised as the task sees them; datasets and loaders may carry encoded items (src.data.items)."""
     picks = np.linspace(0, len(dataset) - 1, min(count, len(dataset)))
-    batch = default_collate([dataset[int(i)] for i in picks])
+    batch = pad_collate([dataset[int(i)] for i in picks], getattr(datamodule, "ignore_index", 255))
     return datamodule.on_after_batch_transfer(batch, 0) if datamodule is not None else batch
 
 

@@ -16,7 +16,7 @@ import hashlib
 import numpy as np
 
 from src.data.files import DatasetError
-from src.data.splits import SplitArrays
+from src.data.splits import RaggedArrays, SplitArrays
 from src.utils.log import get_logger
 
 log = get_logger(__name__)
@@ -73,11 +73,30 @@ def load_cached(folder: Path) -> SplitArrays | None:
     """A split cached by atomic_folder (memory-mapped), or None if there is none."""
     if not (folder / "names.json").is_file():
         return None
-    return SplitArrays(
-        np.load(folder / "images.npy", mmap_mode="r"),
-        np.load(folder / "masks.npy", mmap_mode="r"),
-        json.loads((folder / "names.json").read_text()),
-    )
+    return SplitArrays(_load_arrays(folder, "images"), _load_arrays(folder, "masks"), json.loads((folder / "names.json").read_text()))
+
+
+def _load_arrays(folder: Path, name: str) -> np.ndarray | RaggedArrays:
+    if (folder / f"{name}.bin").is_file():
+        return RaggedArrays(np.memmap(folder / f"{name}.bin", dtype=np.uint8, mode="r"), np.load(folder / f"{name}_shapes.npy"))
+    return np.load(folder / f"{name}.npy", mmap_mode="r")
+
+
+class RaggedWriter:
+    """Writes uint8 arrays of different shapes one after another into ``<name>.bin``, their
+    shapes into ``<name>_shapes.npy`` (read back as RaggedArrays)."""
+
+    def __init__(self, folder: Path, name: str):
+        self.folder, self.name, self.shapes = folder, name, []
+        self.file = open(folder / f"{name}.bin", "wb")
+
+    def append(self, array: np.ndarray) -> None:
+        self.file.write(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+        self.shapes.append(array.shape)
+
+    def close(self) -> None:
+        self.file.close()
+        np.save(self.folder / f"{self.name}_shapes.npy", np.array(self.shapes, dtype=np.int64).reshape(len(self.shapes), -1))
 
 
 def cached_split(folder: Path, build: Callable[[Path], None]) -> SplitArrays:

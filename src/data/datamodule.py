@@ -11,6 +11,7 @@ data in the same order, augmented the same way, as the uninterrupted run did.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Sequence
 
 import numpy as np
@@ -19,12 +20,12 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
-from src.data.items import ArraySegmentationDataset, AugmentedItems, EncodedItems, SegmentationItems, normalise_item
+from src.data.items import ArraySegmentationDataset, AugmentedItems, EncodedItems, SegmentationItems, normalise_item, pad_collate
 from src.data.masks import check_mask_values
 from src.data.palettes import voc_palette
 from src.data.sampling import EpochShuffle
 from src.data.splits import SPLITS, SplitArrays
-from src.data.transforms import Augmentation, normalisation_stats
+from src.data.transforms import Augmentation, normalisation_stats, random_crop
 from src.utils.hardware import check_num_workers, loader_workers
 
 
@@ -102,6 +103,7 @@ class ImageDataModule(LightningDataModule):
         workers = loader_workers(self.num_workers, trainer.num_devices if trainer is not None else 1, on_gpu)
         return DataLoader(
             EncodedItems(dataset),
+            collate_fn=partial(pad_collate, ignore_index=self.ignore_index),
             batch_size=self.batch_size,
             sampler=sampler,
             num_workers=workers,
@@ -131,8 +133,13 @@ class SegmentationDataModule(ImageDataModule):
     """Datamodules whose items are an image and a mask of class ids: a subclass gives each split
     as arrays (``load_split``); masks are checked and the palette colours the classes."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, crop_size: int | None = None, **kwargs):
+        """``crop_size``: train on random crop_size x crop_size crops (padded with ignore_index
+        where an image is smaller); null: whole items."""
         super().__init__(*args, **kwargs)
+        if crop_size is not None and (isinstance(crop_size, bool) or not isinstance(crop_size, int) or crop_size < 1):
+            raise ValueError(f"data.crop_size must be null or a whole number >= 1, got {crop_size!r}")
+        self.crop_size = crop_size
         self._palette = voc_palette(max(self.num_classes, 2))
 
     @property
@@ -148,4 +155,8 @@ class SegmentationDataModule(ImageDataModule):
         """The dataset of one split, from load_split's arrays, masks checked."""
         arrays = self.load_split(split)
         check_mask_values(arrays, self.num_classes, self.ignore_index, f"{type(self).__name__} {split} split")
-        return ArraySegmentationDataset(arrays, aug, self.n_aug, seed=self.seed, mean=self.mean, std=self.std)
+        return ArraySegmentationDataset(arrays, aug, self.n_aug, seed=self.seed, mean=self.mean, std=self.std, crop=self.crop(split))
+
+    def crop(self, split: str) -> Augmentation | None:
+        """The training crop (data.crop_size) for the train split; None otherwise."""
+        return random_crop(self.crop_size, self.ignore_index) if split == "train" and self.crop_size else None

@@ -89,6 +89,34 @@ def resize_pair(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndar
     return resize_image(image, size), cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
 
 
+RESIZE_POLICIES = ("square", "short_side", "none")
+
+
+def policy_size(height: int, width: int, size: int, policy: str) -> tuple[int, int]:
+    """(height, width) an image of height x width gets under ``data.resize``: ``square`` squashes
+    to size x size, ``short_side`` scales so the shorter side is ``size`` (aspect kept), ``none``
+    keeps it."""
+    if policy == "square":
+        return size, size
+    if policy == "short_side":
+        scale = size / min(height, width)
+        return max(1, round(height * scale)), max(1, round(width * scale))
+    if policy == "none":
+        return height, width
+    raise ValueError(f"data.resize must be one of {RESIZE_POLICIES}, got {policy!r}")
+
+
+def resize_by_policy(image: np.ndarray, mask: np.ndarray | None, size: int, policy: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Image (area interpolation) and mask (nearest; None: left as it is) resized by ``data.resize``."""
+    height, width = policy_size(*image.shape[:2], size, policy)
+    if (height, width) != image.shape[:2]:
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if height < image.shape[0] else cv2.INTER_LINEAR)
+        image = image[..., None] if image.ndim == 2 else image
+        if mask is not None:
+            mask = cv2.resize(mask, (width, height), interpolation=cv2.INTER_NEAREST)
+    return image, mask
+
+
 def require_dir(path: Path, what: str, hint: str) -> Path:
     if not path.is_dir():
         raise DatasetError(f"{what} not found: {path} does not exist or is not a folder. {hint}")

@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from src.data.cache import cache_dir as cache_dir_of
-from src.data.cache import cached_split
+from src.data.cache import RaggedWriter, cached_split
 from src.data.datamodule import SegmentationDataModule
-from src.data.files import DatasetError, Sample, read_image, read_raw_mask, resize_pair
+from src.data.files import RESIZE_POLICIES, DatasetError, Sample, read_image, read_raw_mask, resize_by_policy, resize_pair
 from src.data.items import SegmentationItems
 from src.data.masks import invalid_mask_values
 from src.data.splits import SplitArrays
@@ -31,9 +32,24 @@ class FileSegmentationDataModule(SegmentationDataModule):
     name = "files"
 
     def __init__(
-        self, root: str, cache: bool = True, cache_dir: str | None = None, decode_workers: int = 4, **kwargs
+        self,
+        root: str,
+        cache: bool = True,
+        cache_dir: str | None = None,
+        decode_workers: int = 4,
+        resize: str = "square",
+        eval_resolution: str = "resized",
+        **kwargs,
     ):
+        """``resize``: square | short_side | none (src.data.files.policy_size), applied when a split
+        is decoded; ``eval_resolution``: resized | original: the test split's masks as stored, so
+        that test scores count each image's own pixels (logits are resized to them)."""
         super().__init__(**kwargs)
+        if resize not in RESIZE_POLICIES:
+            raise ValueError(f"data.resize must be one of {RESIZE_POLICIES}, got {resize!r}")
+        if eval_resolution not in ("resized", "original"):
+            raise ValueError(f"data.eval_resolution must be 'resized' or 'original', got {eval_resolution!r}")
+        self.resize, self.eval_resolution = resize, eval_resolution
         self.root = Path(root).expanduser()
         self.cache = cache
         self.cache_dir = cache_dir_of(self.root, cache_dir)
@@ -68,13 +84,21 @@ class FileSegmentationDataModule(SegmentationDataModule):
             )
         return image, mask
 
-    def read_resized(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+    def original_masks(self, split: str) -> bool:
+        return split == "test" and self.eval_resolution == "original"
+
+    def read_resized(self, sample: Sample, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """Image and mask by ``data.resize``; the test split's mask as stored under eval_resolution=original."""
         image, mask = self.read_sample(sample)
-        return resize_pair(image, mask, self.image_size)
+        if self.resize == "square" and not self.original_masks(split):
+            return resize_pair(image, mask, self.image_size)
+        image, resized_mask = resize_by_policy(image, None if self.original_masks(split) else mask, self.image_size, self.resize)
+        return image, mask if self.original_masks(split) else resized_mask
 
     def _cache_key(self, split: str, samples: list[Sample]) -> str:
         digest = hashlib.sha1()
-        header = {"dataset": self.name, "split": split, "size": self.image_size, "channels": self.in_channels, **self.coding()}
+        header = {"dataset": self.name, "split": split, "size": self.image_size, "channels": self.in_channels,
+                  "resize": self.resize, "original_masks": self.original_masks(split), **self.coding()}  # fmt: skip
         digest.update(json.dumps(header, sort_keys=True).encode())
         for sample in samples:
             for path in (sample.image, sample.mask):
@@ -82,16 +106,25 @@ class FileSegmentationDataModule(SegmentationDataModule):
                 digest.update(f"{sample.name}|{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
         return digest.hexdigest()[:16]
 
-    def _write_split(self, staging: Path, samples: list[Sample]) -> None:
+    def _write_split(self, staging: Path, samples: list[Sample], split: str) -> None:
         size, channels = self.image_size, self.in_channels
-        images = np.lib.format.open_memmap(staging / "images.npy", "w+", np.uint8, (len(samples), size, size, channels))
-        masks = np.lib.format.open_memmap(staging / "masks.npy", "w+", np.uint8, (len(samples), size, size))
+        read = partial(self.read_resized, split=split)
         with ThreadPoolExecutor(self.decode_workers) as pool:  # PIL and OpenCV release the GIL
-            for index, (image, mask) in enumerate(pool.map(self.read_resized, samples)):
-                images[index], masks[index] = image, mask
-        images.flush()
-        masks.flush()
-        del images, masks
+            if self.resize == "square" and not self.original_masks(split):  # one N x size x size array each
+                images = np.lib.format.open_memmap(staging / "images.npy", "w+", np.uint8, (len(samples), size, size, channels))
+                masks = np.lib.format.open_memmap(staging / "masks.npy", "w+", np.uint8, (len(samples), size, size))
+                for index, (image, mask) in enumerate(pool.map(read, samples)):
+                    images[index], masks[index] = image, mask
+                images.flush()
+                masks.flush()
+                del images, masks
+            else:  # items of their own sizes, one after another
+                images, masks = RaggedWriter(staging, "images"), RaggedWriter(staging, "masks")
+                for image, mask in pool.map(read, samples):
+                    images.append(image)
+                    masks.append(mask)
+                images.close()
+                masks.close()
         (staging / "names.json").write_text(json.dumps([s.name for s in samples]))
 
     def load_split(self, split: str) -> SplitArrays:
@@ -99,7 +132,7 @@ class FileSegmentationDataModule(SegmentationDataModule):
         if not samples:
             raise DatasetError(f"{self.root}: the {split} split of {self.name} is empty; check data.root and the split files")
         folder = self.cache_dir / f"{self.name}-{split}-{self.image_size}-{self._cache_key(split, samples)}"
-        return cached_split(folder, lambda staging: self._write_split(staging, samples))
+        return cached_split(folder, lambda staging: self._write_split(staging, samples, split))
 
     def unpaired_files(self) -> list[str]:
         """Images without masks and masks without images anywhere under root (for src.data.check)."""
@@ -108,16 +141,15 @@ class FileSegmentationDataModule(SegmentationDataModule):
     def build_dataset(self, split: str, aug) -> SegmentationItems:
         if self.cache:
             return super().build_dataset(split, aug)
-        return DecodingDataset(self, self.list_split(split), aug, self.n_aug, self.seed)
+        return DecodingDataset(self, self.list_split(split), split, aug, self.n_aug, self.seed)
 
 
 class DecodingDataset(SegmentationItems):
     """The plain path (data.cache=false): decode and resize every item on every access."""
 
-    def __init__(self, datamodule: FileSegmentationDataModule, samples: list[Sample], aug, n_aug: int, seed: int):
-        super().__init__([s.name for s in samples], aug, n_aug, seed, datamodule.mean, datamodule.std)
-        self.datamodule = datamodule
-        self.samples = samples
+    def __init__(self, datamodule: FileSegmentationDataModule, samples: list[Sample], split: str, aug, n_aug: int, seed: int):
+        super().__init__([s.name for s in samples], aug, n_aug, seed, datamodule.mean, datamodule.std, datamodule.crop(split))
+        self.datamodule, self.samples, self.split = datamodule, samples, split
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        return self.datamodule.read_resized(self.samples[index])
+        return self.datamodule.read_resized(self.samples[index], self.split)

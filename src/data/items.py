@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from src.data.splits import SplitArrays
 from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augmentation, normalise
@@ -35,15 +35,20 @@ class AugmentedItems(Dataset):
         seed: int = 0,
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        crop: Augmentation | None = None,
     ):
+        """``crop``: applied to every item after the augmentation (the training crop of
+        ``data.crop_size``), so that items of any size batch together."""
         self.names = names
         self.aug = aug
+        self.crop = crop
         self.n_aug = n_aug if aug is not None else 0
         self.mean, self.std = tuple(mean), tuple(std)
         self.seed = seed
         self._aug_epoch: tuple[int, int] | None = None
-        if aug is not None:
-            aug.reseed(seed)
+        for random_part in (aug, crop):
+            if random_part is not None:
+                random_part.reseed(seed)
 
     def __len__(self) -> int:
         return len(self.names) * (1 + self.n_aug)
@@ -61,8 +66,11 @@ class AugmentedItems(Dataset):
         (epoch, worker) makes the epoch's augmentations the same on every run of the seed."""
         worker = get_worker_info()
         key = (epoch, worker.id + 1 if worker is not None else 0)
-        if self.aug is not None and key != self._aug_epoch:
-            self.aug.reseed(derived_seed(self.seed, *key))
+        if key != self._aug_epoch:
+            if self.aug is not None:
+                self.aug.reseed(derived_seed(self.seed, *key))
+            if self.crop is not None:
+                self.crop.reseed(derived_seed(self.seed, *key, 1))
             self._aug_epoch = key
 
     def encoded_item(self, index: int) -> dict:
@@ -75,6 +83,8 @@ class AugmentedItems(Dataset):
                 image, target = self.aug(image, target, copy)
             else:  # a label does not
                 image, _ = self.aug(image, None, copy)
+        if self.crop is not None:
+            image, target = self.crop(image, target, 0)
         return {
             # np.array copies (once, into C order), so a read-only memory-mapped array is never aliased.
             "image": torch.from_numpy(np.array(image.transpose(2, 0, 1), order="C")),
@@ -129,3 +139,30 @@ class ArraySegmentationDataset(SegmentationItems):
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return self.split.images[index], self.split.masks[index]
+
+
+def pad_collate(items: list[dict], ignore_index: int = 255) -> dict:
+    """A batch of items. Items of one size stack as they are; items of different sizes
+    (data.resize=short_side|none, or test masks at their original size) are padded at the bottom
+    and right to the largest (images with 0, masks with ignore_index, so padding counts in no loss
+    or score), and ``image_size`` and ``mask_size`` (B x 2: height, width) give each item's own size."""
+    if "mask" not in items[0]:
+        return default_collate(items)
+    images, masks = [item["image"] for item in items], [item["mask"] for item in items]
+    sizes = {tuple(image.shape[-2:]) for image in images} | {tuple(mask.shape[-2:]) for mask in masks}
+    if len(sizes) == 1:
+        return default_collate(items)
+    height = max(max(t.shape[-2] for t in images), max(t.shape[-2] for t in masks))
+    width = max(max(t.shape[-1] for t in images), max(t.shape[-1] for t in masks))
+    image_batch = images[0].new_zeros((len(items), images[0].shape[0], height, width))
+    mask_batch = masks[0].new_full((len(items), height, width), ignore_index)
+    for index, (image, mask) in enumerate(zip(images, masks)):
+        image_batch[index, :, : image.shape[-2], : image.shape[-1]] = image
+        mask_batch[index, : mask.shape[-2], : mask.shape[-1]] = mask
+    return {
+        "image": image_batch,
+        "mask": mask_batch,
+        "name": [item["name"] for item in items],
+        "image_size": torch.tensor([list(image.shape[-2:]) for image in images]),
+        "mask_size": torch.tensor([list(mask.shape[-2:]) for mask in masks]),
+    }

@@ -10,12 +10,32 @@ import numpy as np
 SPLITS = ("train", "val", "test")
 
 
+class RaggedArrays:
+    """N uint8 arrays of different shapes in one flat buffer (memory-mapped from the cache):
+    indexing gives the i-th array, as indexing an N x ... array gives its i-th row."""
+
+    def __init__(self, flat: np.ndarray, shapes: np.ndarray):
+        self.flat, self.shapes = flat, np.asarray(shapes, dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(np.prod(self.shapes, axis=1))])
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        start, end = self.offsets[index], self.offsets[index + 1]
+        return self.flat[start:end].reshape(self.shapes[index])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
 @dataclass
 class SplitArrays:
-    """One split: images N x H x W x C uint8, masks N x H x W uint8, one name per item."""
+    """One split: images (N x H x W x C uint8, or RaggedArrays of H_i x W_i x C), masks (N x H x W
+    uint8, or ragged), one name per item."""
 
-    images: np.ndarray
-    masks: np.ndarray
+    images: np.ndarray | RaggedArrays
+    masks: np.ndarray | RaggedArrays
     names: list[str]
 
     def __post_init__(self):

@@ -91,6 +91,14 @@ class CopyAugmentation(Augmentation):
             transform.set_random_seed(seed)
 
 
+def random_crop(size: int, ignore_index: int = 255) -> RandomAugmentation:
+    """A random size x size crop, padding an image smaller than that (image black, mask
+    ignore_index: padded pixels count in no loss): the training crop of ``data.crop_size``."""
+    return RandomAugmentation(A.Compose([
+        A.RandomCrop(size, size, pad_if_needed=True, pad_position="random", border_mode=0, fill=0, fill_mask=ignore_index),
+    ]))  # fmt: skip
+
+
 def normalise(
     image: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
 ) -> torch.Tensor:

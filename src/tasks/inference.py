@@ -75,3 +75,16 @@ class Inference:
         return sliding_window_inference(
             images, self.window_size, self.batch, forward, overlap=self.overlap, mode=self.weighting, padding_mode="constant"
         )
+
+
+def logits_at_mask_size(logits: torch.Tensor, image_sizes: torch.Tensor, mask_sizes: torch.Tensor, mask_shape) -> torch.Tensor:
+    """Each item's logits, cut to its image's own size (batches of mixed sizes are padded),
+    resized to its mask's size and padded to the batch's mask shape: how test images are scored
+    at their original resolution (data.eval_resolution=original), as the VOC protocol does."""
+    out = logits.new_zeros((logits.shape[0], logits.shape[1], *mask_shape))
+    for index, ((h, w), (mask_h, mask_w)) in enumerate(zip(image_sizes.tolist(), mask_sizes.tolist())):
+        one = logits[index : index + 1, :, :h, :w]
+        if (h, w) != (mask_h, mask_w):  # logits, not class ids, are resized: smooth borders
+            one = F.interpolate(one.float(), size=(mask_h, mask_w), mode="bilinear", align_corners=False).to(logits.dtype)
+        out[index, :, :mask_h, :mask_w] = one[0]
+    return out

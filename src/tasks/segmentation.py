@@ -7,7 +7,7 @@ from torch import nn
 
 from src.metrics import PerImageDice, check_head, confusion_matrix, hard_predictions, segmentation_scores
 from src.tasks.base import STAGES, Task
-from src.tasks.inference import Inference
+from src.tasks.inference import Inference, logits_at_mask_size
 
 
 class SegmentationTask(Task):
@@ -54,6 +54,8 @@ class SegmentationTask(Task):
         images, masks = batch["image"], batch["mask"]
         logits = self(images) if stage == "train" else self.infer(images)
         check_head(logits.shape[1], self.num_classes)
+        if "image_size" in batch and not torch.equal(batch["image_size"], batch["mask_size"]):
+            logits = logits_at_mask_size(logits, batch["image_size"], batch["mask_size"], masks.shape[-2:])
         loss = self.loss(logits, masks)
         self._update_metrics(hard_predictions(logits.detach(), self.threshold), masks, stage)
         self._log_loss(loss, stage, images.shape[0])

@@ -39,7 +39,7 @@ def check_model_takes_the_data(cfg: DictConfig) -> None:
     model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
     if "pretrained" in model_cfg:
         model_cfg["pretrained"] = None  # the shapes do not depend on the weights
-    size, batch = cfg.data.image_size, cfg.data.batch_size
+    size, batch = cfg.data.get("crop_size") or cfg.data.image_size, cfg.data.batch_size
     channels = OmegaConf.select(cfg, "data.in_channels", default=3)
     with torch.device("meta"):
         net = instantiate(model_cfg, _convert_="all").train()
