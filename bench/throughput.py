@@ -18,21 +18,19 @@ import time
 from datetime import date
 from pathlib import Path
 
-import hydra
+from hydra import compose, initialize_config_dir
 import torch
-from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from src.utils.hardware import auto_precision, device_description  # noqa: E402
+from src.utils.instantiate import build_net  # noqa: E402
 
 
 def build(model: str, num_classes: int) -> torch.nn.Module:
-    cfg = OmegaConf.load(ROOT / "conf" / "model" / f"{model}.yaml")
-    cfg.in_channels, cfg.num_classes = 3, num_classes
-    if "pretrained" in cfg:
-        cfg.pretrained = None
-    return hydra.utils.instantiate(cfg)
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("summary", overrides=[f"model={model}", f"data.num_classes={num_classes}", "data.in_channels=3"])
+    return build_net(cfg.model)  # model configs may extend others (resnet34_unet: resnet_unet)
 
 
 def measure(net, images, masks, device, channels_last: bool, bf16: bool, steps: int) -> tuple[float, float]:

@@ -17,16 +17,15 @@ from pathlib import Path
 import hydra
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
-from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.confusion import ConfusionMatrixReport
 from src.callbacks.embedding import EmbeddingPlot
 from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
-from src.utils.checkpoint import load_net_weights, read_run_config
+from src.utils.checkpoint import load_net_weights, read_run_config, register_checkpoint_config
 from src.utils.instantiate import build_task
 from src.utils.log import get_logger, route_library_logs
 from src.utils.run import exit_on_bad_input, headline, write_json, write_resolved_config
@@ -81,21 +80,6 @@ def evaluate(cfg: DictConfig) -> dict:
     return summary
 
 
-def register_checkpoint_config(argv: list[str]) -> None:
-    """Before Hydra composes conf/eval.yaml: store the config of the checkpoint named on the
-    command line as ``checkpoint_config``, the first entry of its defaults, so that Hydra checks
-    each override against the training run's keys. (In a sweep over ckpt_path, the first one's.)"""
-    given = next((arg.partition("=")[2] for arg in argv if arg.startswith("ckpt_path=")), None)
-    stored = OmegaConf.to_container(read_run_config(given.split(",")[0])) if given else {}
-    choices = [arg for arg in argv if isinstance(stored.get(arg.partition("=")[0].lstrip("+~")), dict) and "=" in arg]
-    if choices:  # model=..., data=...: a whole group, which the checkpoint's weights were not trained with
-        raise ValueError(
-            f"{', '.join(choices)}: src.eval keeps the checkpoint's config-group choices, which its weights belong to. "
-            "Override single keys (e.g. data.root=..., data.batch_size=8), or evaluate a checkpoint trained with that choice."
-        )
-    ConfigStore.instance().store(name="checkpoint_config", node=stored)
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
 def main(cfg: DictConfig) -> dict:
     route_library_logs()
@@ -107,5 +91,5 @@ def main(cfg: DictConfig) -> dict:
 
 if __name__ == "__main__":
     with exit_on_bad_input("python -m src.eval"):
-        register_checkpoint_config(sys.argv[1:])
+        register_checkpoint_config(sys.argv[1:], "src.eval")
     main()

@@ -13,7 +13,9 @@ sliding windows for large photos), and the logits resized back before the class 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Sequence
 
 import hydra
 import numpy as np
@@ -25,12 +27,12 @@ from PIL import Image
 from rich.progress import track
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
-from src.data.files import DatasetError, read_image, resize_by_policy
+from src.data.files import RESIZE_POLICIES, DatasetError, read_image, resize_by_policy
 from src.data.image_folder import IMAGE_SUFFIXES
 from src.data.palettes import overlay, voc_palette
 from src.data.transforms import normalisation_stats, normalise
 from src.metrics import hard_predictions
-from src.utils.checkpoint import load_net_weights, read_run_config
+from src.utils.checkpoint import load_net_weights, read_run_config, register_checkpoint_config
 from src.utils.instantiate import build_task
 from src.utils.log import get_logger
 from src.utils.run import exit_on_bad_input
@@ -58,9 +60,10 @@ def output_stems(files: list[Path]) -> dict[Path, str]:
     return {path: path.stem if counts[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}" for path in files}
 
 
-def load_task(ckpt_path: str):
-    """The checkpoint's task and net, weights loaded (plain data only), in eval mode."""
-    cfg = read_run_config(ckpt_path)
+def load_task(ckpt_path: str, overrides: Sequence[str] = ()):
+    """The checkpoint's task and net, weights loaded (plain data only), in eval mode; ``overrides``
+    (key=value) change its stored config, e.g. task.inference.mode=slide."""
+    cfg = read_run_config(ckpt_path, overrides)
     task = build_task(cfg)
     if not task.makes_masks:
         raise ValueError(f"ckpt_path={ckpt_path}: a {type(task).__name__}; src.predict writes masks of segmentation models")
@@ -77,12 +80,16 @@ def write_prediction(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, o
 
 
 @torch.inference_mode()
-def predict(ckpt_path: str, source: Path, out: Path, batch_size: int = 8) -> dict[str, list[str]]:
-    cfg, task = load_task(ckpt_path)
+def predict(
+    ckpt_path: str, source: Path, out: Path, batch_size: int = 8, overrides: Sequence[str] = (), resize: str | None = None
+) -> dict[str, list[str]]:
+    cfg, task = load_task(ckpt_path, overrides)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     task.to(device)
     size, channels = int(cfg.data.image_size), int(cfg.data.in_channels)
-    resize = cfg.data.get("resize", "square")
+    resize = resize or cfg.data.get("resize", "square")
+    if resize not in RESIZE_POLICIES:
+        raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {resize!r}")
     mean, std = normalisation_stats(channels)
     palette = voc_palette(max(int(cfg.data.num_classes), 2))
     if int(cfg.data.num_classes) > 256:
@@ -106,14 +113,17 @@ def predict(ckpt_path: str, source: Path, out: Path, batch_size: int = 8) -> dic
             resized = np.stack([resize_by_policy(image, None, size, resize)[0] for image, _ in group])
             batch = normalise(torch.from_numpy(resized).permute(0, 3, 1, 2).to(device), mean, std)
             logits = task.infer(batch)
-            for (image, path), one in zip(group, logits):
+            del batch
+            masks = []
+            for (image, _), one in zip(group, logits):
                 # Resize the logits, not the hard mask, so class borders are smooth at the original size.
                 if one.shape[-2:] != image.shape[:2]:
                     one = F.interpolate(one[None].float(), size=image.shape[:2], mode="bilinear", align_corners=False)[0]
-                mask = hard_predictions(one[None], task.threshold)[0].cpu().numpy()
+                masks.append(hard_predictions(one[None], task.threshold)[0].to(torch.uint8).cpu().numpy())
+            del logits, one  # the logits of a large photo are gone before its pictures are drawn
+            for (image, path), mask in zip(group, masks):
                 write_prediction(image, mask, palette, out, stems[path])
                 written.append(str(path))
-            del batch, logits
     log.info(f"Wrote {len(written)} masks and overlays to {out}" + (f"; {len(failed)} files unreadable: {failed}" if failed else ""))
     return {"written": written, "failed": failed}
 
@@ -124,11 +134,15 @@ def main(cfg: DictConfig) -> dict[str, list[str]]:
     with exit_on_bad_input("python -m src.predict"):
         if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
             raise ValueError(f"batch_size must be a whole number >= 1, got {cfg.batch_size!r}")
-        result = predict(cfg.ckpt_path, Path(cfg.input), out, cfg.batch_size)
+        own = ("ckpt_path", "input", "output", "batch_size", "resize")
+        overrides = [o for o in HydraConfig.get().overrides.task if o.partition("=")[0] not in own]
+        result = predict(cfg.ckpt_path, Path(cfg.input), out, cfg.batch_size, overrides, cfg.resize)
     if result["failed"] and not result["written"]:
         raise SystemExit(1)
     return result
 
 
 if __name__ == "__main__":
+    with exit_on_bad_input("python -m src.predict"):
+        register_checkpoint_config(sys.argv[1:], "src.predict")
     main()

@@ -101,6 +101,24 @@ def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> Dic
 _MISSING = object()
 
 
+def register_checkpoint_config(argv: Sequence[str], program: str) -> None:
+    """Before Hydra composes conf/eval.yaml or conf/predict.yaml: store the config of the checkpoint
+    named on the command line as ``checkpoint_config``, the first entry of their defaults, so that
+    Hydra checks each override against the training run's keys. (In a sweep over ckpt_path, the
+    first one's.) A config-group choice (model=..., data=...) is refused: the weights belong to it."""
+    from hydra.core.config_store import ConfigStore
+
+    given = next((arg.partition("=")[2] for arg in argv if arg.startswith("ckpt_path=")), None)
+    stored = OmegaConf.to_container(read_run_config(given.split(",")[0])) if given else {}
+    choices = [arg for arg in argv if isinstance(stored.get(arg.partition("=")[0].lstrip("+~")), dict) and "=" in arg]
+    if choices:
+        raise ValueError(
+            f"{', '.join(choices)}: {program} keeps the checkpoint's config-group choices, which its weights belong to. "
+            "Override single keys (e.g. data.root=..., task.inference.mode=slide), or use a checkpoint trained with that choice."
+        )
+    ConfigStore.instance().store(name="checkpoint_config", node=stored)
+
+
 def resume_config(ckpt_path: str | Path, overrides: Sequence[str], groups: set[str], run_dir: str) -> DictConfig:
     """The config a resumed run continues with: the checkpoint's own (not conf/'s defaults), with
     the command line's key=value overrides applied (e.g. ``trainer.max_epochs=100``) and its
