@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import src.utils.resolvers  # noqa: E402,F401  (the resolvers conf/ uses)
 from src.train import train  # noqa: E402
+from src.utils.log import configure_console_logging  # noqa: E402
 
 SETTINGS = {
     "square": ["data.resize=square"],
@@ -38,7 +39,7 @@ def run(name: str, args, work: Path) -> dict:
         "model=resnet34_unet", "data=pets", f"data.root={args.root}", f"data.cache_dir={work / 'cache'}",
         f"data.image_size={args.size}", f"data.batch_size={args.batch}", f"trainer.max_epochs={args.epochs}",
         "data.eval_resolution=original", "callbacks.early_stopping=null", "callbacks.progress_bar=null",
-        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false", "logger=none", "seed=0",
+        "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false", "callbacks.lr_monitor=null", "logger=none", "seed=0",
         *[o.format(size=args.size) for o in SETTINGS[name]],
     ]  # fmt: skip
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args()
+    configure_console_logging()  # the runs' own lines (precision, test scores) on the console
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in SETTINGS:
