@@ -24,6 +24,7 @@ from PIL import Image
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.confusion import ConfusionMatrixReport
 from src.callbacks.embedding import EmbeddingPlot
+from src.callbacks.worst_cases import WorstCases
 from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
 from src.utils.checkpoint import load_net_weights, read_run_config, register_checkpoint_config
 from src.utils.instantiate import build_task
@@ -60,7 +61,7 @@ def evaluate(cfg: DictConfig) -> dict:
     images = str(run_dir / "images")
     # The training run's trainer settings (precision, devices, limit_test_batches), minus fitting's.
     trainer_cfg = {key: value for key, value in cfg.trainer.items() if not key.startswith(("limit_train", "limit_val", "max_"))}
-    callbacks = [ConfusionMatrixReport(images), EmbeddingPlot(images)]
+    callbacks = [ConfusionMatrixReport(images), EmbeddingPlot(images), WorstCases(images)]
     if trainer_cfg.get("enable_progress_bar", True):
         callbacks.append(RichProgressBar())
     trainer = hydra.utils.instantiate(

@@ -71,6 +71,28 @@ class PerImageDice(DiceScore):
         return F.one_hot(ids, self.num_classes).permute(0, 3, 1, 2).to(torch.uint8) * counted[:, None]
 
 
+def per_image_scores(predictions: torch.Tensor, masks: torch.Tensor, num_classes: int, ignore_index: int = 255) -> list[dict]:
+    """One dict per image of a batch: ``dice`` and ``iou`` (binary: the foreground class's; more
+    classes: the mean over classes present in the image's truth or prediction, as PerImageDice),
+    ``acc`` (pixel accuracy) and ``iou_per_class`` (NaN where a class is absent). NaN where an
+    image has nothing to score; ignore_index pixels count nowhere."""
+    rows = []
+    for prediction, mask in zip(predictions, masks):
+        counted = mask != ignore_index
+        pairs = mask[counted].long() * num_classes + prediction[counted].long()
+        confusion = torch.bincount(pairs, minlength=num_classes**2).reshape(num_classes, num_classes).double()
+        true_pos = confusion.diag()
+        union = confusion.sum(0) + confusion.sum(1) - true_pos
+        iou, dice = true_pos / union, 2 * true_pos / (union + true_pos)  # 0/0: NaN, an absent class
+        scored = slice(1, 2) if num_classes == 2 else slice(None)
+        rows.append({
+            "dice": float(dice[scored].nanmean()), "iou": float(iou[scored].nanmean()),
+            "acc": float(true_pos.sum() / confusion.sum()) if confusion.sum() > 0 else float("nan"),
+            "iou_per_class": iou.tolist(),
+        })  # fmt: skip
+    return rows
+
+
 def metric_key(class_name: str) -> str:
     """A class name as it appears in metric names: iou_<name>, lower case, no spaces."""
     return re.sub(r"[^0-9a-zA-Z_]+", "_", class_name).strip("_").lower()

@@ -18,7 +18,8 @@ def test_eval_of_the_best_checkpoint_repeats_the_training_runs_test_metrics(trai
     for name, value in metrics["test"].items():
         assert summary["test"][name] == pytest.approx(value, abs=5e-5), name  # equal to 4 decimals
     assert json.loads((out / "metrics.json").read_text())["test"] == summary["test"]
-    for written in ("config.yaml", "images/test_masks.png", "images/confusion_matrix.png", "images/per_class.csv"):
+    for written in ("config.yaml", "images/test_masks.png", "images/confusion_matrix.png", "images/per_class.csv",
+                    "images/per_image.csv", "images/worst_test.png"):
         assert (out / written).is_file(), written
 
 

@@ -49,12 +49,16 @@ def mask_grid(
     return np.concatenate(rows[:-1], axis=0)
 
 
-def evenly_spaced_batch(dataset, count: int, datamodule=None) -> dict:
-    """``count`` items spread evenly over ``dataset``, collated and (through the datamodule)
-    normalised as the task sees them; datasets and loaders may carry encoded items (src.data.items)."""
-    picks = np.linspace(0, len(dataset) - 1, min(count, len(dataset)))
-    batch = pad_collate([dataset[int(i)] for i in picks], getattr(datamodule, "ignore_index", 255))
+def items_batch(dataset, indices, datamodule=None) -> dict:
+    """Items ``indices`` of ``dataset``, collated and (through the datamodule) normalised as the
+    task sees them; datasets and loaders may carry encoded items (src.data.items)."""
+    batch = pad_collate([dataset[int(i)] for i in indices], getattr(datamodule, "ignore_index", 255))
     return datamodule.on_after_batch_transfer(batch, 0) if datamodule is not None else batch
+
+
+def evenly_spaced_batch(dataset, count: int, datamodule=None) -> dict:
+    """``count`` items spread evenly over ``dataset`` (see items_batch)."""
+    return items_batch(dataset, np.linspace(0, len(dataset) - 1, min(count, len(dataset))), datamodule)
 
 
 def prediction_grid(pl_module: LightningModule, samples: dict, datamodule=None) -> np.ndarray:

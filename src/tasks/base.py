@@ -33,7 +33,8 @@ class Task(LightningModule):
 
     What callbacks and entry points read from a task is declared here: ``makes_masks`` and
     ``predict_masks`` (mask pictures, src.predict), ``test_confusion`` (the confusion report),
-    ``test_embeddings`` (the embedding plot) and ``test_scores``.
+    ``test_embeddings`` (the embedding plot), ``test_per_image`` (per-image scores, worst cases)
+    and ``test_scores``.
     """
 
     makes_masks: bool = False  # predict_masks gives class-id masks (segmentation, colourisation)
@@ -65,6 +66,7 @@ class Task(LightningModule):
         self.test_scores: dict[str, float] = {}  # after trainer.test: the scores, as plain floats
         self.test_confusion: torch.Tensor | None = None  # K x K, rows true: the confusion report's input
         self.test_embeddings: tuple[torch.Tensor, torch.Tensor] | None = None  # features N x D, labels N
+        self.test_per_image: list[dict] = []  # segmentation: name, dice, iou, acc, iou_per_class of each test image
 
     def train(self, mode: bool = True) -> "Task":
         super().train(mode)

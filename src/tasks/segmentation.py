@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from src.metrics import PerImageDice, check_head, confusion_matrix, hard_predictions, segmentation_scores
+from src.metrics import PerImageDice, check_head, confusion_matrix, hard_predictions, per_image_scores, segmentation_scores
 from src.tasks.base import STAGES, Task
 from src.tasks.inference import Inference, logits_at_mask_size
 
@@ -46,6 +46,9 @@ class SegmentationTask(Task):
         """Class ids B x H x W for a batch of normalised images."""
         return hard_predictions(self.infer(images), self.threshold)
 
+    def on_test_epoch_start(self) -> None:
+        self.test_per_image = []
+
     def infer(self, images: torch.Tensor) -> torch.Tensor:
         """Logits at the images' size by ``task.inference`` (whole or sliding window, with TTA)."""
         return self.inference(self, images)
@@ -57,7 +60,11 @@ class SegmentationTask(Task):
         if "image_size" in batch and not torch.equal(batch["image_size"], batch["mask_size"]):
             logits = logits_at_mask_size(logits, batch["image_size"], batch["mask_size"], masks.shape[-2:])
         loss = self.loss(logits, masks)
-        self._update_metrics(hard_predictions(logits.detach(), self.threshold), masks, stage)
+        predictions = hard_predictions(logits.detach(), self.threshold)
+        self._update_metrics(predictions, masks, stage)
+        if stage == "test":
+            for name, row in zip(batch["name"], per_image_scores(predictions, masks, self.num_classes, self.ignore_index)):
+                self.test_per_image.append({"name": name, **row})
         self._log_loss(loss, stage, images.shape[0])
         return loss
 

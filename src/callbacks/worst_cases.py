@@ -1,0 +1,62 @@
+"""After testing a segmentation task: every test image's scores, and a picture of the worst ones."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from PIL import Image
+
+from src.callbacks.mask_images import items_batch, prediction_grid
+from src.metrics import metric_key
+
+
+def ranked_worst_first(rows: list[dict]) -> list[dict]:
+    """Lowest Dice first; images with nothing to score (Dice NaN) last."""
+    return sorted(rows, key=lambda row: (math.isnan(row["dice"]), row["dice"], row["name"]))
+
+
+def write_per_image_csv(rows: list[dict], class_names: list[str], path: Path) -> None:
+    """name, dice, iou, acc (and iou_<class> for more than two classes), one row per image."""
+    per_class = len(class_names) > 2
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["name", "dice", "iou", "acc"] + ([f"iou_{metric_key(n)}" for n in class_names] if per_class else []))
+        for row in rows:
+            cells = [row["dice"], row["iou"], row["acc"]] + (row["iou_per_class"] if per_class else [])
+            writer.writerow([row["name"]] + ["" if math.isnan(v) else f"{v:.6f}" for v in cells])
+
+
+class WorstCases(Callback):
+    """Writes ``per_image.csv`` (the task's ``test_per_image``, worst Dice first) and
+    ``worst_test.png`` (image | truth | prediction of the ``count`` lowest) into save_dir, and the
+    picture to TensorBoard as ``test/worst``."""
+
+    def __init__(self, save_dir: str | None = None, count: int = 8):
+        self.save_dir = Path(save_dir) if save_dir else None
+        self.count = count
+
+    @rank_zero_only
+    def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        rows = pl_module.test_per_image
+        if not pl_module.makes_masks or not rows:
+            return
+        ranked = ranked_worst_first(rows)
+        if self.save_dir is not None:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            write_per_image_csv(ranked, list(pl_module.class_names), self.save_dir / "per_image.csv")
+        dataset = getattr(trainer.datamodule, "datasets", {}).get("test")
+        worst = [row["name"] for row in ranked[: self.count] if not math.isnan(row["dice"])]
+        if dataset is None or not worst or self.count <= 0:
+            return
+        position = {name: index for index, name in enumerate(dataset.names)}
+        grid = prediction_grid(pl_module, items_batch(dataset, [position[n] for n in worst], trainer.datamodule), trainer.datamodule)
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("test/worst", grid, global_step=trainer.global_step, dataformats="HWC")
+        if self.save_dir is not None:
+            Image.fromarray(grid).save(self.save_dir / "worst_test.png")
