@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
+import statistics
 import socket
 import sys
 from collections import Counter
@@ -160,9 +162,42 @@ def table(runs: list[Run]) -> tuple[list[str], list[dict[str, Any]], str | None]
     return columns, rows, monitor
 
 
+def replicates(runs: list[Run], monitor: str | None) -> tuple[list[str], list[dict[str, Any]]] | None:
+    """Runs that differ only in ``seed`` are replicates of one configuration: one row per
+    configuration with n and, per score, (mean, sample standard deviation, n) over its completed
+    runs, best mean first. None when no configuration was run with more than one seed."""
+    keys = differing_overrides(runs)
+    if "seed" not in keys:
+        return None
+    config_keys = [key for key in keys if key != "seed"]
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        if run.state == "completed":
+            groups.setdefault(tuple(run.overrides.get(key, "") for key in config_keys), []).append(run)
+    if not any(len(members) > 1 for members in groups.values()):
+        return None
+    logged = {name for run in runs for part in ("fit", "test") for name in run.metrics.get(part, {})}
+    scores = [f"best {monitor}", *(f"{split}/{score}" for split in ("val", "test") for score in SCORES if f"{split}/{score}" in logged)]
+    rows = []
+    for key, members in groups.items():
+        row: dict[str, Any] = {**dict(zip(config_keys, key)), "n": len(members), "seeds": " ".join(m.overrides.get("seed", "") for m in members)}
+        for score in scores:
+            values = [run.best if score.startswith("best ") else {**run.metrics.get("fit", {}), **run.metrics.get("test", {})}.get(score)
+                      for run in members]  # fmt: skip
+            values = [float(v) for v in values if v is not None]
+            row[score] = (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values)) if values else None
+        rows.append(row)
+    mode = runs[0].monitor_mode if runs else "max"
+    best = lambda row: row[f"best {monitor}"][0] if row[f"best {monitor}"] else float("nan")  # noqa: E731
+    rows.sort(key=lambda row: (math.isnan(best(row)), -best(row) if mode == "max" else best(row)))
+    return [*config_keys, "n", "seeds", *scores], rows
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, tuple):  # (mean, std, n) of replicates
+        return f"{value[0]:.4f} ± {value[1]:.4f}"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 1000 else f"{value:.0f}"
     return str(value).replace("|", "\\|").replace("\n", " ")
@@ -208,6 +243,24 @@ def write_report(sweep_dir: Path, output_dir: Path | None = None) -> tuple[str, 
     output_dir = output_dir or sweep_dir
     output_dir.mkdir(parents=True, exist_ok=True)
     text = markdown(columns, rows)
+    grouped = replicates(runs, monitor)
+    if grouped is not None:  # seeds as replicates: mean ± sample std per configuration, as papers report
+        group_columns, group_rows = grouped
+        text = ("Mean ± standard deviation (sample, n - 1) over seeds, per configuration:\n\n" + markdown(group_columns, group_rows)
+                + "\nEvery run:\n\n" + text)  # fmt: skip
+        with (output_dir / "report_seeds.csv").open("w", newline="") as file:
+            columns_out = [c for c in group_columns if c not in group_rows[0] or not isinstance(group_rows[0][c], tuple)]
+            for c in group_columns:
+                if isinstance(group_rows[0].get(c), tuple):
+                    columns_out += [f"{c} mean", f"{c} std"]
+            writer = csv.DictWriter(file, fieldnames=columns_out, extrasaction="ignore")
+            writer.writeheader()
+            for row in group_rows:
+                flat = {k: v for k, v in row.items() if not isinstance(v, tuple)}
+                for k, v in row.items():
+                    if isinstance(v, tuple):
+                        flat[f"{k} mean"], flat[f"{k} std"] = v[0], v[1]
+                writer.writerow(flat)
     (output_dir / "report.md").write_text(f"# Sweep {sweep_dir}\n\nRanked by {monitor}.\n\n" + text)
     with (output_dir / "report.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")

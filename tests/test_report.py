@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from src.report import main as report_main
@@ -72,3 +73,30 @@ def test_report_tells_killed_from_running_runs_and_ranks_by_the_monitor_mode(tmp
 def test_report_of_a_folder_without_runs_says_what_it_expected(tmp_path, capsys):
     assert report_main([str(tmp_path)]) == 2
     assert f"{tmp_path}: holds no runs" in capsys.readouterr().err
+
+
+def test_runs_that_differ_only_in_seed_are_reported_as_mean_and_std_per_configuration(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    scores = {}
+    for index, (lr, seed) in enumerate((lr, seed) for lr in ("0.001", "0.0003") for seed in (1, 2, 3)):
+        dice, test_dice = rng.uniform(0.5, 0.9, 2)
+        scores.setdefault(lr, []).append((dice, test_dice))
+        metrics = {"monitor": "val/dice", "best_score": dice, "best_epoch": 1, "epochs_completed": 2, "wall_time_s": 1.0,
+                   "fit": {"val/dice": dice}, "test": {"test/dice": test_dice}}  # fmt: skip
+        _fake_run(tmp_path / str(index), {"status": "completed", "pid": 1}, metrics, [f"optimizer.lr={lr}", f"seed={seed}"])
+        (tmp_path / str(index) / "config.yaml").write_text("monitor: val/dice\nmonitor_mode: max\n")
+    text, _ = write_report(tmp_path)
+    with (tmp_path / "report_seeds.csv").open() as file:
+        rows = {row["optimizer.lr"]: row for row in csv.DictReader(file)}
+    assert len(rows) == 2 and all(row["n"] == "3" and row["seeds"] == "1 2 3" for row in rows.values())
+    for lr, values in scores.items():
+        best, test = np.array(values).T
+        assert float(rows[lr]["best val/dice mean"]) == pytest.approx(np.mean(best), abs=1e-12)
+        assert float(rows[lr]["best val/dice std"]) == pytest.approx(np.std(best, ddof=1), abs=1e-12)
+        assert float(rows[lr]["test/dice mean"]) == pytest.approx(np.mean(test), abs=1e-12)
+        assert float(rows[lr]["test/dice std"]) == pytest.approx(np.std(test, ddof=1), abs=1e-12)
+        assert f"{np.mean(test):.4f} ± {np.std(test, ddof=1):.4f}" in text
+    first = max(scores, key=lambda lr: np.mean([v[0] for v in scores[lr]]))
+    assert list(rows)[0] == first  # best mean first
