@@ -13,16 +13,19 @@ sliding windows for large photos), and the logits resized back before the class 
 
 from __future__ import annotations
 
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import hydra
 import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+import yaml
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from rich.progress import track
 
@@ -32,8 +35,9 @@ from src.data.image_folder import IMAGE_SUFFIXES
 from src.data.palettes import overlay, voc_palette
 from src.data.transforms import normalisation_stats, normalise
 from src.metrics import hard_predictions
-from src.utils.checkpoint import load_net_weights, read_run_config, register_checkpoint_config
-from src.utils.instantiate import build_task
+from src.tasks.inference import Inference
+from src.utils.checkpoint import register_checkpoint_config
+from src.utils.instantiate import load_trained_task
 from src.utils.log import get_logger
 from src.utils.run import exit_on_bad_input
 
@@ -60,17 +64,6 @@ def output_stems(files: list[Path]) -> dict[Path, str]:
     return {path: path.stem if counts[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}" for path in files}
 
 
-def load_task(ckpt_path: str, overrides: Sequence[str] = ()):
-    """The checkpoint's task and net, weights loaded (plain data only), in eval mode; ``overrides``
-    (key=value) change its stored config, e.g. task.inference.mode=slide."""
-    cfg = read_run_config(ckpt_path, overrides)
-    task = build_task(cfg)
-    if not task.makes_masks:
-        raise ValueError(f"ckpt_path={ckpt_path}: a {type(task).__name__}; src.predict writes masks of segmentation models")
-    load_net_weights(task.net, ckpt_path)
-    return cfg, task.eval()
-
-
 def write_prediction(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, out: Path, stem: str) -> None:
     """The mask as a palette PNG (pixel values are class ids) and its overlay on the image."""
     mask_image = Image.fromarray(mask.astype(np.uint8))  # mode L; putpalette makes it P, values kept
@@ -79,20 +72,89 @@ def write_prediction(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, o
     Image.fromarray(overlay(image, mask, palette)).save(out / f"{stem}_overlay.png")
 
 
-@torch.inference_mode()
-def predict(
-    ckpt_path: str, source: Path, out: Path, batch_size: int = 8, overrides: Sequence[str] = (), resize: str | None = None
-) -> dict[str, list[str]]:
-    cfg, task = load_task(ckpt_path, overrides)
+@dataclass
+class Predictor:
+    """What prediction needs from a model, whichever backend runs it: ``infer`` maps a normalised
+    N x C x H x W batch to logits at its size; the rest says how to prepare images and read logits."""
+
+    infer: Callable[[torch.Tensor], torch.Tensor]
+    image_size: int
+    in_channels: int
+    resize: str
+    threshold: float
+    palette: np.ndarray
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return normalisation_stats(self.in_channels)
+
+
+def data_palette(cfg: DictConfig) -> np.ndarray:
+    """The class colours of the checkpoint's data (its datamodule's palette), VOC's if the data is not at hand."""
+    try:
+        return hydra.utils.instantiate(cfg.data, _convert_="all").palette
+    except Exception:  # no data here: colours do not change the class ids written
+        return voc_palette(max(int(cfg.data.num_classes), 2))
+
+
+def torch_predictor(ckpt_path: str, overrides: Sequence[str] = ()) -> Predictor:
+    cfg, task = load_trained_task(ckpt_path, overrides)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     task.to(device)
-    size, channels = int(cfg.data.image_size), int(cfg.data.in_channels)
-    resize = resize or cfg.data.get("resize", "square")
+    return Predictor(task.infer, int(cfg.data.image_size), int(cfg.data.in_channels), cfg.data.get("resize", "square"),
+                     task.threshold, data_palette(cfg), device)  # fmt: skip
+
+
+def onnx_predictor(model_path: str, overrides: Sequence[str] = ()) -> Predictor:
+    """An exported model.onnx with the model.json that src.export wrote beside it, run by onnxruntime
+    with the task's inference settings (whole or sliding window, TTA) as trained, or as overridden
+    (task.inference.mode=slide)."""
+    import onnxruntime
+
+    path = Path(model_path)
+    card = path.with_name("model.json")
+    if not path.is_file() or not card.is_file():
+        raise FileNotFoundError(f"model={model_path}: needs the exported file and its model.json beside it (python -m src.export)")
+    info = json.loads(card.read_text())
+    settings = OmegaConf.create({"inference": info.get("inference") or {}})
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if not key.startswith("task.inference."):
+            raise ValueError(f"{override}: with model=<exported file>, only task.inference.* settings can be overridden")
+        OmegaConf.update(settings, key.removeprefix("task."), yaml.safe_load(value))
+    inference = hydra.utils.instantiate(settings.inference) if "_target_" in settings.inference else Inference(**settings.inference)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def forward(images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(session.run(None, {name: images.contiguous().cpu().numpy().astype(np.float32)})[0])
+
+    palette = np.array([c["colour"] for c in info["classes"]], dtype=np.uint8)
+    return Predictor(lambda batch: inference(forward, batch), int(info["input"]["training_size"]), int(info["input"]["channels"]),
+                     info["input"]["resize"], float(info["output"]["threshold"]), palette)  # fmt: skip
+
+
+@torch.inference_mode()
+def predict(
+    ckpt_path: str | None,
+    source: Path,
+    out: Path,
+    batch_size: int = 8,
+    overrides: Sequence[str] = (),
+    resize: str | None = None,
+    model: str | None = None,
+) -> dict[str, list[str]]:
+    """Masks and overlays for the images at ``source``, from a checkpoint (PyTorch) or, with
+    ``model``, an exported model.onnx (onnxruntime); both write the same files."""
+    predictor = onnx_predictor(model, overrides) if model else torch_predictor(ckpt_path, overrides)
+    size, channels, device = predictor.image_size, predictor.in_channels, predictor.device
+    resize = resize or predictor.resize
     if resize not in RESIZE_POLICIES:
         raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {resize!r}")
-    mean, std = normalisation_stats(channels)
-    palette = voc_palette(max(int(cfg.data.num_classes), 2))
-    if int(cfg.data.num_classes) > 256:
+    mean, std = predictor.mean_std
+    palette = predictor.palette
+    if len(palette) > 256:
         raise ValueError("more than 256 classes do not fit a palette PNG")
     files = image_files(source)
     stems = output_stems(files)
@@ -110,16 +172,18 @@ def predict(
         # Squashed images batch together; under short_side or none each keeps its own size, one at a time.
         groups = [list(zip(images, names))] if resize == "square" else [[pair] for pair in zip(images, names)]
         for group in groups:
+            if not group:
+                continue
             resized = np.stack([resize_by_policy(image, None, size, resize)[0] for image, _ in group])
             batch = normalise(torch.from_numpy(resized).permute(0, 3, 1, 2).to(device), mean, std)
-            logits = task.infer(batch)
+            logits = predictor.infer(batch)
             del batch
             masks = []
             for (image, _), one in zip(group, logits):
                 # Resize the logits, not the hard mask, so class borders are smooth at the original size.
                 if one.shape[-2:] != image.shape[:2]:
                     one = F.interpolate(one[None].float(), size=image.shape[:2], mode="bilinear", align_corners=False)[0]
-                masks.append(hard_predictions(one[None], task.threshold)[0].to(torch.uint8).cpu().numpy())
+                masks.append(hard_predictions(one[None], predictor.threshold)[0].to(torch.uint8).cpu().numpy())
             del logits, one  # the logits of a large photo are gone before its pictures are drawn
             for (image, path), mask in zip(group, masks):
                 write_prediction(image, mask, palette, out, stems[path])
@@ -134,9 +198,11 @@ def main(cfg: DictConfig) -> dict[str, list[str]]:
     with exit_on_bad_input("python -m src.predict"):
         if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
             raise ValueError(f"batch_size must be a whole number >= 1, got {cfg.batch_size!r}")
-        own = ("ckpt_path", "input", "output", "batch_size", "resize")
+        if bool(cfg.ckpt_path) == bool(cfg.model):
+            raise ValueError("give ckpt_path=<checkpoint> (PyTorch) or model=<exported model.onnx> (onnxruntime), one of them")
+        own = ("ckpt_path", "input", "output", "batch_size", "resize", "model")
         overrides = [o for o in HydraConfig.get().overrides.task if o.partition("=")[0] not in own]
-        result = predict(cfg.ckpt_path, Path(cfg.input), out, cfg.batch_size, overrides, cfg.resize)
+        result = predict(cfg.ckpt_path, Path(cfg.input), out, cfg.batch_size, overrides, cfg.resize, cfg.model)
     if result["failed"] and not result["written"]:
         raise SystemExit(1)
     return result

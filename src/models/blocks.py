@@ -53,7 +53,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     """Zero-pad H and W on the bottom/right up to a multiple; returns the original (H, W)."""
     h, w = x.shape[-2:]
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    if pad_h or pad_w:
+    # Exported (ONNX) graphs always pad: a branch on the size would fix the graph to one size.
+    if pad_h or pad_w or torch.compiler.is_exporting():
         x = F.pad(x, (0, pad_w, 0, pad_h))
     return x, (h, w)
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from src.models.weights import PRETRAINED_NAMES, load_checked
-from src.utils.checkpoint import net_weights
+from src.utils.checkpoint import load_net_weights, net_weights, read_run_config
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -45,3 +45,14 @@ def build_task(cfg: DictConfig):
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         _convert_="all",
     )
+
+
+def load_trained_task(ckpt_path: str, overrides: Sequence[str] = ()):
+    """(config, task) of a checkpoint: its segmentation task and net, weights loaded (plain data
+    only), in eval mode; ``overrides`` (key=value) change the stored config, e.g. task.inference.mode=slide."""
+    cfg = read_run_config(ckpt_path, overrides)
+    task = build_task(cfg)
+    if not task.makes_masks:
+        raise ValueError(f"ckpt_path={ckpt_path}: a {type(task).__name__}; only segmentation models make masks")
+    load_net_weights(task.net, ckpt_path)
+    return cfg, task.eval()
