@@ -19,7 +19,8 @@ MODELS = {  # name: (overrides, classes)
 }
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "fcn8s" else n for n in MODELS])
+# unet in the fast suite; resnet34_unet and fcn8s (each 10-15 s of exporting) with -m slow.
+@pytest.mark.parametrize("name", [n if n == "unet" else pytest.param(n, marks=pytest.mark.slow) for n in MODELS])
 def test_exported_onnx_matches_pytorch_at_two_sizes(train_run, tmp_path, name):
     import onnxruntime
 

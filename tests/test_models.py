@@ -188,7 +188,9 @@ def test_seglab_checkpoint_is_read_as_the_nets_weights(train_run):
     assert "head.weight" in state and not any(key.startswith("net.") for key in state)
 
 
-@pytest.mark.parametrize("name", SEGMENTATION)
+# resnet_unet's default is resnet34_unet; resnet50_unet and deeplabv3 (15 s together) run with -m slow.
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("resnet50_unet", "deeplabv3") else n
+                                  for n in SEGMENTATION if n != "resnet_unet"])  # fmt: skip
 def test_fast_training_run_works_for_every_segmentation_model(train_run, name):
     # FCN's fc6/fc7 at full width make 1.6 GB checkpoints (weights + Adam state); the code path is
     # the same at a narrower width.
