@@ -13,7 +13,9 @@ from src.utils.checkpoint import net_weights
 from src.utils.instantiate import build_net
 from tests.conftest import ROOT, compose_config, run_cli
 
-SEGMENTATION = ["unet", "unet_bilinear", "unet_original", "resnet_unet", "resnet34_unet", "resnet50_unet", "fcn32s", "fcn8s", "deeplabv3"]
+SMP = ["smp", "deeplabv3plus", "unetplusplus", "fpn", "segformer"]  # segmentation_models_pytorch's (tests/test_smp.py)
+SEGMENTATION = ["unet", "unet_bilinear", "unet_original", "resnet_unet", "resnet34_unet", "resnet50_unet", "fcn32s", "fcn8s",
+                "deeplabv3", *SMP]  # fmt: skip
 COLOUR = ["pool_upsample_net", "conv_transpose_net", "colour_unet"]
 
 
@@ -188,9 +190,10 @@ def test_seglab_checkpoint_is_read_as_the_nets_weights(train_run):
     assert "head.weight" in state and not any(key.startswith("net.") for key in state)
 
 
-# resnet_unet's default is resnet34_unet; resnet50_unet and deeplabv3 (15 s together) run with -m slow.
+# resnet_unet's default is resnet34_unet, the smp shortcuts are model=smp settings (tests/test_smp.py);
+# resnet50_unet and deeplabv3 (15 s together) run with -m slow.
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("resnet50_unet", "deeplabv3") else n
-                                  for n in SEGMENTATION if n != "resnet_unet"])  # fmt: skip
+                                  for n in SEGMENTATION if n != "resnet_unet" and n not in SMP[1:]])  # fmt: skip
 def test_fast_training_run_works_for_every_segmentation_model(train_run, name):
     # FCN's fc6/fc7 at full width make 1.6 GB checkpoints (weights + Adam state); the code path is
     # the same at a narrower width.
