@@ -34,13 +34,14 @@ SETTINGS = {
 }
 
 
-def run(name: str, args, work: Path) -> dict:
+def run(name: str, args, work: Path, setting: list[str] | None = None, model: str = "model=resnet34_unet") -> dict:
+    """Train and test one setting on pets; test scores and wall time."""
     overrides = [
-        "model=resnet34_unet", "data=pets", f"data.root={args.root}", f"data.cache_dir={work / 'cache'}",
+        model, "data=pets", f"data.root={args.root}", f"data.cache_dir={work / 'cache'}",
         f"data.image_size={args.size}", f"data.batch_size={args.batch}", f"trainer.max_epochs={args.epochs}",
         "data.eval_resolution=original", "callbacks.early_stopping=null", "callbacks.progress_bar=null",
         "+trainer.enable_progress_bar=false", "+trainer.enable_model_summary=false", "callbacks.lr_monitor=null", "logger=none", "seed=0",
-        *[o.format(size=args.size) for o in SETTINGS[name]],
+        *[o.format(size=args.size) for o in (SETTINGS[name] if setting is None else setting)],
     ]  # fmt: skip
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
