@@ -55,24 +55,35 @@ def run(name: str, args, work: Path, setting: list[str] | None = None, model: st
             "test_miou": test["test/miou"], "wall_s": round(wall, 1)}  # fmt: skip
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def report(benchmark: str, first_column: str, results: dict[str, dict], args) -> None:
+    """The runs' test scores and wall times as a table, then one JSON line."""
+    print(f"pets at {args.root}, {args.epochs} epochs, batch {args.batch}, {args.size} px; scored at the original resolution")
+    print(f"| {first_column} | test Dice | test Dice per image | test mIoU | wall time (s) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in results.items():
+        print(f"| {name} | {r['test_dice']:.4f} | {r['test_dice_per_image']:.4f} | {r['test_miou']:.4f} | {r['wall_s']:.0f} |")
+    print(json.dumps({"benchmark": benchmark, "epochs": args.epochs, "size": args.size, "batch": args.batch, "results": results}))
+
+
+def pets_arguments(description: str) -> argparse.Namespace:
+    """The command line of a pets benchmark (data folder, epochs, size, batch); logging set up so
+    that the runs' own lines (precision, test scores) show."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=str(ROOT.parent / "shared" / "data" / "pets"))
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch", type=int, default=8)
-    args = parser.parse_args()
-    configure_console_logging()  # the runs' own lines (precision, test scores) on the console
+    configure_console_logging()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = pets_arguments(__doc__)
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in SETTINGS:
             results[name] = run(name, args, Path(folder))
-    print(f"resnet34_unet, pets at {args.root}, {args.epochs} epochs, batch {args.batch}, {args.size} px; scored at the original resolution")
-    print("| training data | test Dice | test Dice per image | test mIoU | wall time (s) |")
-    print("|---|---:|---:|---:|---:|")
-    for name, r in results.items():
-        print(f"| {name} | {r['test_dice']:.4f} | {r['test_dice_per_image']:.4f} | {r['test_miou']:.4f} | {r['wall_s']:.0f} |")
-    print(json.dumps({"benchmark": "resolution", "epochs": args.epochs, "size": args.size, "batch": args.batch, "results": results}))
+    report("resolution", "training data", results, args)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,11 @@ from src.utils.checkpoint import net_weights
 from src.utils.instantiate import build_net
 from tests.conftest import ROOT, compose_config, run_cli
 
-SMP = ["smp", "deeplabv3plus", "unetplusplus", "fpn", "segformer"]  # segmentation_models_pytorch's (tests/test_smp.py)
+# segmentation_models_pytorch's: model=smp here, every architecture in tests/test_smp.py, and the
+# shortcut configs checked to compose to their architecture.
+SMP_SHORTCUTS = {"deeplabv3plus": "DeepLabV3Plus", "unetplusplus": "UnetPlusPlus", "fpn": "FPN", "segformer": "Segformer"}
 SEGMENTATION = ["unet", "unet_bilinear", "unet_original", "resnet_unet", "resnet34_unet", "resnet50_unet", "fcn32s", "fcn8s",
-                "deeplabv3", *SMP]  # fmt: skip
+                "deeplabv3", "smp"]  # fmt: skip
 COLOUR = ["pool_upsample_net", "conv_transpose_net", "colour_unet"]
 
 
@@ -32,7 +34,13 @@ def count(params) -> int:
 
 def test_every_model_config_is_tested():
     configs = {path.stem for path in (ROOT / "conf" / "model").glob("*.yaml")}
-    assert configs == set(SEGMENTATION + COLOUR + ["resnet50_classifier"])
+    assert configs == set(SEGMENTATION + COLOUR + list(SMP_SHORTCUTS) + ["resnet50_classifier"])
+
+
+@pytest.mark.parametrize("name, arch", SMP_SHORTCUTS.items())
+def test_smp_shortcuts_compose_to_their_architecture(name, arch):
+    cfg = compose_config("train", [f"model={name}"], ROOT)
+    assert cfg.model._target_ == "src.models.smp_net.SMPNet" and cfg.model.arch == arch
 
 
 @pytest.mark.parametrize("num_classes", [1, 2, 21])
@@ -190,10 +198,9 @@ def test_seglab_checkpoint_is_read_as_the_nets_weights(train_run):
     assert "head.weight" in state and not any(key.startswith("net.") for key in state)
 
 
-# resnet_unet's default is resnet34_unet, the smp shortcuts are model=smp settings (tests/test_smp.py);
-# resnet50_unet and deeplabv3 (15 s together) run with -m slow.
+# resnet_unet's default is resnet34_unet; resnet50_unet and deeplabv3 (15 s together) run with -m slow.
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("resnet50_unet", "deeplabv3") else n
-                                  for n in SEGMENTATION if n != "resnet_unet" and n not in SMP[1:]])  # fmt: skip
+                                  for n in SEGMENTATION if n != "resnet_unet"])  # fmt: skip
 def test_fast_training_run_works_for_every_segmentation_model(train_run, name):
     # FCN's fc6/fc7 at full width make 1.6 GB checkpoints (weights + Adam state); the code path is
     # the same at a narrower width.

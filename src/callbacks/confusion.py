@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from matplotlib.figure import Figure
 from rich.table import Table
 
-from src.callbacks.figures import publish_figure
+from src.callbacks.figures import TestReport, publish_figure
 from src.utils.log import get_logger, plain_text
 from src.metrics import per_class_table
 
@@ -63,15 +63,12 @@ def write_per_class_csv(rows: list[dict], path: Path) -> None:
         writer.writerows(rows)
 
 
-class ConfusionMatrixReport(Callback):
+class ConfusionMatrixReport(TestReport):
     """After testing: prints the per-class table, writes ``per_class.csv`` and
     ``confusion_matrix.png`` into save_dir, and the picture to TensorBoard (``test/confusion_matrix``).
 
     Reads the task's ``test_confusion`` (K x K, rows true; None for no report) and ``class_names``.
     """
-
-    def __init__(self, save_dir: str | None = None):
-        self.save_dir = Path(save_dir) if save_dir else None
 
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         confusion = pl_module.test_confusion

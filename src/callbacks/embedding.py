@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from sklearn.manifold import TSNE
 
-from src.callbacks.figures import publish_figure
+from src.callbacks.figures import TestReport, publish_figure
 from src.utils.log import get_logger
 
 log = get_logger(__name__)
@@ -42,7 +41,7 @@ def embedding_figure(points: np.ndarray, labels: np.ndarray, class_names: list[s
     return figure
 
 
-class EmbeddingPlot(Callback):
+class EmbeddingPlot(TestReport):
     """Writes ``embedding.png`` into save_dir and, to TensorBoard, the picture (``test/embedding``)
     and the features with their class names for TensorBoard's projector.
 
@@ -50,7 +49,7 @@ class EmbeddingPlot(Callback):
     """
 
     def __init__(self, save_dir: str | None = None, min_points: int = 5):
-        self.save_dir = Path(save_dir) if save_dir else None
+        super().__init__(save_dir)
         self.min_points = min_points
 
     @rank_zero_only

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
+
+
+class TestReport(Callback):
+    """Base of the callbacks that report on the test split into ``save_dir`` (None: TensorBoard only)."""
+
+    def __init__(self, save_dir: str | None = None):
+        self.save_dir = Path(save_dir) if save_dir else None
 
 
 def publish_figure(trainer: Trainer, figure: Figure, tag: str, save_dir: Path | None, filename: str) -> None:

@@ -6,11 +6,12 @@ import csv
 import math
 from pathlib import Path
 
-from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from PIL import Image
 
+from src.callbacks.figures import TestReport
 from src.callbacks.mask_images import items_batch, prediction_grid
 from src.metrics import metric_key
 
@@ -31,13 +32,13 @@ def write_per_image_csv(rows: list[dict], class_names: list[str], path: Path) ->
             writer.writerow([row["name"]] + ["" if math.isnan(v) else f"{v:.6f}" for v in cells])
 
 
-class WorstCases(Callback):
+class WorstCases(TestReport):
     """Writes ``per_image.csv`` (the task's ``test_per_image``, worst Dice first) and
     ``worst_test.png`` (image | truth | prediction of the ``count`` lowest) into save_dir, and the
     picture to TensorBoard as ``test/worst``."""
 
     def __init__(self, save_dir: str | None = None, count: int = 8):
-        self.save_dir = Path(save_dir) if save_dir else None
+        super().__init__(save_dir)
         self.count = count
 
     @rank_zero_only

@@ -28,16 +28,8 @@ class SMPNet(SizePreserving):
     ``options`` passes any other smp argument (decoder_channels, decoder_attention_type, ...).
     Freeze the encoder with ``task.freeze=[net.model.encoder]``."""
 
-    def __init__(
-        self,
-        in_channels: int = 3,
-        num_classes: int = 2,
-        arch: str = "Unet",
-        encoder: str = "resnet34",
-        encoder_weights: str | None = None,
-        encoder_depth: int | None = None,
-        options: dict[str, Any] | None = None,
-    ):
+    def __init__(self, in_channels: int = 3, num_classes: int = 2, arch: str = "Unet", encoder: str = "resnet34",
+                 encoder_weights: str | None = None, encoder_depth: int | None = None, options: dict[str, Any] | None = None):  # fmt: skip
         super().__init__()
         import segmentation_models_pytorch as smp
 
