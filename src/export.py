@@ -74,7 +74,7 @@ def run_exported(path: Path, fmt: str):
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        return lambda images: torch.from_numpy(session.run(None, {name: images.cpu().numpy().astype(np.float32)})[0])
+        return lambda images: torch.from_numpy(session.run(None, {name: images.contiguous().cpu().numpy().astype(np.float32)})[0])
     module = torch.jit.load(str(path), map_location="cpu")
     return lambda images: module(images.cpu())
 

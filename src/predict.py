@@ -34,6 +34,7 @@ from src.data.files import RESIZE_POLICIES, DatasetError, read_image, resize_by_
 from src.data.image_folder import IMAGE_SUFFIXES
 from src.data.palettes import overlay, voc_palette
 from src.data.transforms import normalisation_stats, normalise
+from src.export import run_exported
 from src.metrics import hard_predictions
 from src.tasks.inference import Inference
 from src.utils.checkpoint import register_checkpoint_config
@@ -110,8 +111,6 @@ def onnx_predictor(model_path: str, overrides: Sequence[str] = ()) -> Predictor:
     """An exported model.onnx with the model.json that src.export wrote beside it, run by onnxruntime
     with the task's inference settings (whole or sliding window, TTA) as trained, or as overridden
     (task.inference.mode=slide)."""
-    import onnxruntime
-
     path = Path(model_path)
     card = path.with_name("model.json")
     if not path.is_file() or not card.is_file():
@@ -123,13 +122,8 @@ def onnx_predictor(model_path: str, overrides: Sequence[str] = ()) -> Predictor:
         if not key.startswith("task.inference."):
             raise ValueError(f"{override}: with model=<exported file>, only task.inference.* settings can be overridden")
         OmegaConf.update(settings, key.removeprefix("task."), yaml.safe_load(value))
-    inference = hydra.utils.instantiate(settings.inference) if "_target_" in settings.inference else Inference(**settings.inference)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-
-    def forward(images: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {name: images.contiguous().cpu().numpy().astype(np.float32)})[0])
-
+    inference = Inference(**{k: v for k, v in OmegaConf.to_container(settings.inference).items() if k != "_target_"})
+    forward = run_exported(path, "onnx")
     palette = np.array([c["colour"] for c in info["classes"]], dtype=np.uint8)
     return Predictor(lambda batch: inference(forward, batch), int(info["input"]["training_size"]), int(info["input"]["channels"]),
                      info["input"]["resize"], float(info["output"]["threshold"]), palette)  # fmt: skip

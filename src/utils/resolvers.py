@@ -41,7 +41,7 @@ def count_folder_classes(root: str, classes) -> int:
     """The number of classes of a data=folder dataset: its class list's length (src.data.folder)."""
     from src.data.folder import count_classes
 
-    return count_classes(root, None if classes is None else OmegaConf.to_container(classes) if not isinstance(classes, list) else classes)
+    return count_classes(root, OmegaConf.to_container(classes) if OmegaConf.is_config(classes) else classes)
 
 
 def checkpoint_run_dir(ckpt_path: str | None, new_run_dir: str) -> str:

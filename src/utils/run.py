@@ -114,7 +114,7 @@ def one_line(error: BaseException) -> str:
     message = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
     if "Original Traceback" in message:
         last = [line for line in message.splitlines() if line.strip()][-1]
-        message = last.split(": ", 1)[1] if last.startswith(type(error).__module__) or ": " in last.split(" ", 1)[0] else last
+        message = last.partition(": ")[2] or last  # "package.ErrorClass: message"
     return " ".join(message.split())
 
 
