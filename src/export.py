@@ -50,7 +50,7 @@ def sample_input(cfg: DictConfig, size: int) -> tuple[torch.Tensor, str, np.ndar
 
 def sidecar(cfg: DictConfig, task, fmt: str, file: str, multiple: int, num_outputs: int, palette: np.ndarray) -> dict:
     channels = int(cfg.data.in_channels)
-    mean, std = normalisation_stats(channels)
+    mean, std = normalisation_stats(channels, cfg.data.get("mean"), cfg.data.get("std"))
     return {
         "format": fmt,
         "file": file,

@@ -85,10 +85,12 @@ class Predictor:
     threshold: float
     palette: np.ndarray
     device: torch.device = torch.device("cpu")
+    mean: Sequence[float] | None = None  # None: seglab's default for the channel count
+    std: Sequence[float] | None = None
 
     @property
     def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        return normalisation_stats(self.in_channels)
+        return normalisation_stats(self.in_channels, self.mean, self.std)
 
 
 def data_palette(cfg: DictConfig) -> np.ndarray:
@@ -104,7 +106,7 @@ def torch_predictor(ckpt_path: str, overrides: Sequence[str] = ()) -> Predictor:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     task.to(device)
     return Predictor(task.infer, int(cfg.data.image_size), int(cfg.data.in_channels), cfg.data.get("resize", "square"),
-                     task.threshold, data_palette(cfg), device)  # fmt: skip
+                     task.threshold, data_palette(cfg), device, cfg.data.get("mean"), cfg.data.get("std"))  # fmt: skip
 
 
 def onnx_predictor(model_path: str, overrides: Sequence[str] = ()) -> Predictor:
@@ -126,7 +128,8 @@ def onnx_predictor(model_path: str, overrides: Sequence[str] = ()) -> Predictor:
     forward = run_exported(path, "onnx")
     palette = np.array([c["colour"] for c in info["classes"]], dtype=np.uint8)
     return Predictor(lambda batch: inference(forward, batch), int(info["input"]["training_size"]), int(info["input"]["channels"]),
-                     info["input"]["resize"], float(info["output"]["threshold"]), palette)  # fmt: skip
+                     info["input"]["resize"], float(info["output"]["threshold"]), palette,
+                     mean=info["input"]["mean"], std=info["input"]["std"])  # fmt: skip
 
 
 @torch.inference_mode()

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.seeding import EpochSeeding
+from src.data.class_weights import class_weights
 from src.utils.checkpoint import (
     ConfigInCheckpoint,
     check_room_for_checkpoints,
@@ -31,7 +32,7 @@ from src.utils.checkpoint import (
     resume_config,
 )
 from src.utils.hardware import auto_precision
-from src.utils.instantiate import build_task, instantiate_group
+from src.utils.instantiate import build_net, build_task, encoder_normalisation, instantiate_group
 from src.utils.log import get_logger, route_library_logs
 from src.utils.run import flatten, headline, known_error, one_line, report_run_dir, training_starts, write_json, write_resolved_config
 from src.utils.validate import check_config
@@ -60,6 +61,23 @@ def _explain_interruption(trainer: L.Trainer, interruption: BaseException) -> in
     return 128 + (signal.SIGTERM if by_sigterm else signal.SIGINT)
 
 
+def resolve_class_weights(cfg: DictConfig, datamodule) -> None:
+    """Every ``class_weights`` of the loss given as a scheme (median_frequency, inverse_frequency)
+    becomes its numbers, from the training masks (counted once, cached with the split), so the
+    run's config and checkpoints hold the weights it trained with."""
+    nodes = [cfg.loss] + [value for value in cfg.loss.get("losses", {}).values() if isinstance(value, DictConfig)]
+    for node in nodes:
+        scheme = node.get("class_weights")
+        if not isinstance(scheme, str):
+            continue
+        if not hasattr(datamodule, "class_pixel_counts"):
+            raise ValueError(f"loss.class_weights={scheme}: {type(datamodule).__name__} has no masks to count classes in")
+        weights = class_weights(scheme, *datamodule.class_pixel_counts("train"))
+        node.class_weights = weights
+        names = getattr(datamodule, "class_names", [str(k) for k in range(len(weights))])
+        log.info(f"Class weights ({scheme}, from the training masks): " + ", ".join(f"{n} {w:.4f}" for n, w in zip(names, weights)))
+
+
 @report_run_dir
 def train(cfg: DictConfig) -> float | None:
     started = time.perf_counter()
@@ -73,10 +91,17 @@ def train(cfg: DictConfig) -> float | None:
     with open_dict(cfg):
         cfg.trainer.precision = precision
     log.info(f"Precision: {precision} ({why})")
-    config = OmegaConf.to_container(cfg, resolve=True)
 
+    # The net first: its encoder's pretrained convention decides the data's normalisation.
+    net = build_net(cfg.model)
+    with open_dict(cfg):
+        chosen = encoder_normalisation(cfg.data, net)
+    if chosen:
+        log.info(chosen)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    task = build_task(cfg)
+    resolve_class_weights(cfg, datamodule)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    task = build_task(cfg, net)
     if cfg.ckpt_path:  # read whole now: a damaged file, or a net that no longer fits it, is named before anything changes
         load_net_weights(task.net, cfg.ckpt_path)
     check_room_for_checkpoints(run_dir / "checkpoints", task)

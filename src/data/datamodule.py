@@ -20,6 +20,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader
 
+from src.data.class_weights import cached_counts, class_pixel_counts
 from src.data.items import ArraySegmentationDataset, AugmentedItems, EncodedItems, SegmentationItems, normalise_item, pad_collate
 from src.data.masks import check_mask_values
 from src.data.palettes import voc_palette
@@ -47,6 +48,8 @@ class ImageDataModule(LightningDataModule):
         aug: Augmentation | None = None,
         n_aug: int = 0,
         seed: int = 0,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
     ):
         super().__init__()
         if num_classes < 2:
@@ -73,7 +76,7 @@ class ImageDataModule(LightningDataModule):
         self.aug = aug
         self.n_aug = n_aug
         self.seed = seed
-        self.mean, self.std = normalisation_stats(in_channels)
+        self.mean, self.std = normalisation_stats(in_channels, mean, std)
         self.datasets: dict[str, AugmentedItems] = {}
 
     def build_dataset(self, split: str, aug: Augmentation | None) -> AugmentedItems:
@@ -150,6 +153,15 @@ class SegmentationDataModule(ImageDataModule):
     def load_split(self, split: str) -> SplitArrays:
         """Return one split ("train", "val" or "test") as arrays at training size."""
         raise NotImplementedError
+
+    def split_folder(self, split: str):
+        """Where a split is cached on disk (statistics are kept beside it), or None."""
+        return None
+
+    def class_pixel_counts(self, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """(pixels of each class, pixels of the images each class occurs in) in ``split``'s masks."""
+        arrays = self.load_split(split)
+        return cached_counts(self.split_folder(split), lambda: class_pixel_counts(arrays.masks, self.num_classes))
 
     def build_dataset(self, split: str, aug: Augmentation | None) -> SegmentationItems:
         """The dataset of one split, from load_split's arrays, masks checked."""

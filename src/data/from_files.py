@@ -54,6 +54,10 @@ class FileSegmentationDataModule(SegmentationDataModule):
         self.cache = cache
         self.cache_dir = cache_dir_of(self.root, cache_dir)
         self.decode_workers = decode_workers
+        self._split_folders: dict[str, Path] = {}
+
+    def split_folder(self, split: str) -> Path | None:
+        return self._split_folders.get(split) if self.cache else None
 
     # --- what a dataset says -------------------------------------------------------------
     def list_split(self, split: str) -> list[Sample]:
@@ -132,6 +136,7 @@ class FileSegmentationDataModule(SegmentationDataModule):
         if not samples:
             raise DatasetError(f"{self.root}: the {split} split of {self.name} is empty; check data.root and the split files")
         folder = self.cache_dir / f"{self.name}-{split}-{self.image_size}-{self._cache_key(split, samples)}"
+        self._split_folders[split] = folder
         return cached_split(folder, lambda staging: self._write_split(staging, samples, split))
 
     def unpaired_files(self) -> list[str]:

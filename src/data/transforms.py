@@ -22,8 +22,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 GREY_MEAN, GREY_STD = (0.449,), (0.226,)  # ImageNet's mean/std averaged over RGB
 
 
-def normalisation_stats(in_channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) images of ``in_channels`` channels are normalised with."""
+def normalisation_stats(in_channels: int, mean=None, std=None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) images of ``in_channels`` channels are normalised with: ``mean``/``std`` (data.mean,
+    data.std, set by the user or from the encoder's pretrained convention) where given."""
+    if mean is not None and std is not None:
+        if len(mean) != in_channels or len(std) != in_channels:
+            raise ValueError(f"data.mean and data.std need {in_channels} values (data.in_channels), got {list(mean)} and {list(std)}")
+        return tuple(float(v) for v in mean), tuple(float(v) for v in std)
     return (GREY_MEAN, GREY_STD) if in_channels == 1 else (IMAGENET_MEAN, IMAGENET_STD)
 
 

@@ -82,7 +82,10 @@ class EncoderDecoder(SizePreserving):
     """The contract of seglab's encoder-decoder nets: ``encoder`` maps the (padded) image to
     feature maps, finest first, and exposes their ``channels``; ``decoder`` maps those features
     to one map of ``out_channels`` at the input's size; ``head`` (a 1x1 conv) gives the logits.
-    Freezing by name (``task.freeze=[net.encoder]``) and the model summary rely on these names."""
+    Freezing by name (``task.freeze=[net.encoder]``), encoder weights from a file
+    (``model.encoder_weights``) and the model summary rely on these names."""
+
+    encoder_parts = ("encoder",)
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, num_classes: int, size_multiple: int):
         super().__init__()

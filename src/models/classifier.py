@@ -10,11 +10,13 @@ import torch
 from torch import nn
 
 from src.models.encoders import ResNetEncoder
-from src.models.weights import check_pretrained
+from src.models.weights import IMAGENET_NORMALISATION, check_pretrained
 
 
 class ResNetClassifier(nn.Module):
     """``encoder`` (resnet18/34/50/101) up to layer4, average pooling and a new fc for ``num_classes``."""
+
+    encoder_parts = ("encoder",)
 
     def __init__(self, in_channels: int = 3, num_classes: int = 50, encoder: str = "resnet50", pretrained: str | None = None):
         super().__init__()
@@ -22,6 +24,9 @@ class ResNetClassifier(nn.Module):
         self.encoder = ResNetEncoder(encoder, in_channels, imagenet=pretrained == "imagenet")
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(self.encoder.channels[-1], num_classes)
+
+    def input_normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return IMAGENET_NORMALISATION
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The penultimate (pooled) features, for embedding plots."""

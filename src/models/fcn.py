@@ -9,7 +9,7 @@ from torch import nn
 
 from src.models.blocks import SizePreserving
 from src.models.encoders import adapt_first_conv
-from src.models.weights import check_pretrained, torchvision_state_dict
+from src.models.weights import IMAGENET_NORMALISATION, check_pretrained, torchvision_state_dict
 
 POOL3, POOL4 = 17, 24  # torchvision vgg16.features: indices just past the 3rd and 4th max-pool
 
@@ -58,6 +58,8 @@ class _FCN(SizePreserving):
     """VGG16 features; fc6 (7x7) and fc7 (1x1) as convolutions with dropout; a 1x1 score layer."""
 
     size_multiple = 32
+    # The VGG16 backbone (model.encoder_weights loads a torchvision vgg16 state dict into these).
+    encoder_parts = ("to_pool3", "to_pool4", "to_pool5", "fc6", "fc7")
 
     def __init__(
         self,
@@ -92,6 +94,19 @@ class _FCN(SizePreserving):
 
     def build_decoder(self, num_classes: int) -> None:
         raise NotImplementedError
+
+    @staticmethod
+    def rename_pretrained(key: str) -> str:
+        """torchvision's vgg16 layer names as this net's: features.i -> to_poolN.j, classifier.0/3 -> fc6/fc7."""
+        if key.startswith("features."):
+            index, rest = key.split(".", 2)[1:]
+            index = int(index)
+            part, start = ("to_pool3", 0) if index < POOL3 else ("to_pool4", POOL3) if index < POOL4 else ("to_pool5", POOL4)
+            return f"{part}.{index - start}.{rest}"
+        return {"classifier.0": "fc6", "classifier.3": "fc7"}.get(key.rsplit(".", 1)[0], key.rsplit(".", 1)[0]) + "." + key.rsplit(".", 1)[1]
+
+    def input_normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return IMAGENET_NORMALISATION
 
     def fc(self, x: torch.Tensor) -> torch.Tensor:
         """fc6 and fc7, each with ReLU and dropout."""

@@ -8,7 +8,7 @@ from typing import Sequence
 from src.models.blocks import EncoderDecoder
 from src.models.decoders import CompactDecoder, UNetDecoder
 from src.models.encoders import ResNetEncoder
-from src.models.weights import check_pretrained
+from src.models.weights import IMAGENET_NORMALISATION, check_pretrained
 
 DECODERS = ("compact", "unet")
 
@@ -45,3 +45,7 @@ class ResNetUNet(EncoderDecoder):
         else:
             raise ValueError(f"model.decoder must be one of {DECODERS}, got {decoder!r}")
         super().__init__(resnet, head_input, num_classes, size_multiple=32)
+
+    def input_normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """torchvision's ResNets were trained on ImageNet-normalised images."""
+        return IMAGENET_NORMALISATION

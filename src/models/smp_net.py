@@ -26,7 +26,10 @@ class SMPNet(SizePreserving):
     ``encoder`` (resnet18, efficientnet-b0, mit_b0, tu-convnext_tiny, ...); ``encoder_weights``
     null or a name smp knows (imagenet, ...); ``encoder_depth`` null for the architecture's own;
     ``options`` passes any other smp argument (decoder_channels, decoder_attention_type, ...).
-    Freeze the encoder with ``task.freeze=[net.model.encoder]``."""
+    Freeze the encoder with ``task.freeze=[net.model.encoder]``; a weights file as
+    ``encoder_weights`` is loaded after the net is built (src.utils.instantiate.build_net)."""
+
+    encoder_parts = ("model.encoder",)
 
     def __init__(self, in_channels: int = 3, num_classes: int = 2, arch: str = "Unet", encoder: str = "resnet34",
                  encoder_weights: str | None = None, encoder_depth: int | None = None, options: dict[str, Any] | None = None):  # fmt: skip
@@ -57,6 +60,22 @@ class SMPNet(SizePreserving):
                 "(~/.cache/huggingface/hub, or $HF_HOME/hub) to the same place here, or use model.encoder_weights=null"
             ) from None
         self.size_multiple = int(getattr(self.model.encoder, "output_stride", 32))
+        self.encoder_name, self.encoder_weights_name = encoder, encoder_weights
+
+    def input_normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+        """timm's pretrained config for tu- encoders; smp's preprocessing settings for its own."""
+        if self.encoder_name.startswith("tu-"):
+            config = getattr(self.model.encoder.model, "pretrained_cfg", None) or {}
+            return (tuple(config["mean"]), tuple(config["std"])) if "mean" in config and "std" in config else None
+        import segmentation_models_pytorch as smp
+
+        try:
+            params = smp.encoders.get_preprocessing_params(self.encoder_name, self.encoder_weights_name or "imagenet")
+        except (KeyError, ValueError):
+            return None
+        if params.get("input_range", [0, 1])[1] != 1 or params.get("mean") is None:
+            return None
+        return tuple(params["mean"]), tuple(params["std"])
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)

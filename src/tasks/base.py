@@ -126,8 +126,12 @@ class Task(LightningModule):
         optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
+        interval = getattr(self.scheduler_factory, "interval", "epoch")
+        if interval == "step":  # schedules over the run's steps (src/tasks/schedules.py)
+            scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        else:
+            scheduler = self.scheduler_factory(optimizer)
         return {
             "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "monitor": self.scheduler_monitor},
+            "lr_scheduler": {"scheduler": scheduler, "interval": interval, "monitor": self.scheduler_monitor},
         }

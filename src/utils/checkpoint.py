@@ -95,6 +95,8 @@ def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> Dic
         OmegaConf.update(cfg, key.lstrip("+"), yaml.safe_load(value) if value else None, force_add=True)
     if "pretrained" in cfg.get("model", {}):
         cfg.model.pretrained = None
+    if "encoder_weights" in cfg.get("model", {}):  # a file or a download: the checkpoint's weights replace them
+        cfg.model.encoder_weights = None
     return cfg
 
 

@@ -7,6 +7,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.metrics import check_head
+from src.models.weights import constructor_arguments
 
 
 class ConfigError(ValueError):
@@ -36,9 +37,11 @@ def check_model_takes_the_data(cfg: DictConfig) -> None:
     arithmetic), so a size the net cannot take fails now rather than after the data is read."""
     if "model" not in cfg or "data" not in cfg or "image_size" not in cfg.data:
         return
-    model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-    if "pretrained" in model_cfg:
-        model_cfg["pretrained"] = None  # the shapes do not depend on the weights
+    # The shapes do not depend on the weights: none are read (nor downloaded) here.
+    model_cfg = constructor_arguments(OmegaConf.to_container(cfg.model, resolve=True))[0]
+    for key in ("pretrained", "encoder_weights"):
+        if key in model_cfg:
+            model_cfg[key] = None
     size, batch = cfg.data.get("crop_size") or cfg.data.image_size, cfg.data.batch_size
     channels = OmegaConf.select(cfg, "data.in_channels", default=3)
     with torch.device("meta"):
