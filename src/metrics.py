@@ -89,6 +89,8 @@ def per_image_scores(predictions: torch.Tensor, masks: torch.Tensor, num_classes
             "dice": float(dice[scored].nanmean()), "iou": float(iou[scored].nanmean()),
             "acc": float(true_pos.sum() / confusion.sum()) if confusion.sum() > 0 else float("nan"),
             "iou_per_class": iou.tolist(),
+            # Pixel counts, so that dataset-level IoU can be recomputed over any subset of images (bootstrap).
+            "intersection_per_class": [int(v) for v in true_pos.tolist()], "union_per_class": [int(v) for v in union.tolist()],
         })  # fmt: skip
     return rows
 

@@ -1,4 +1,5 @@
-"""Compare the runs of a sweep: `python -m src.report multirun/<date>/<time> [--output DIR]`.
+"""Compare the runs of a sweep: `python -m src.report multirun/<date>/<time> [--output DIR]`;
+compare two runs on the same test images: `python -m src.report --compare RUN_A RUN_B [--metric miou]`.
 
 A plain argparse command, not a Hydra app: it reads finished run folders and makes no run of
 its own, so it has no config to compose and no run directory to log into.
@@ -27,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from src.utils.bootstrap import paired_comparison, read_per_image
 from src.utils.log import configure_console_logging, get_logger
 from src.utils.run import STATUS_FILE
 
@@ -270,12 +272,33 @@ def write_report(sweep_dir: Path, output_dir: Path | None = None) -> tuple[str, 
     return text, output_dir
 
 
+def compare(run_a: Path, run_b: Path, metric: str | None) -> int:
+    """Log (and write beside nothing: it reads only) the paired comparison of two runs."""
+    try:
+        a, b = read_per_image(run_a), read_per_image(run_b)
+        metric = metric or ("miou" if a.has("miou") and b.has("miou") and any(k.startswith("iou_") for k in a.columns) else "dice")
+        result = paired_comparison(a, b, metric)
+    except (FileNotFoundError, ValueError) as error:
+        log.error(f"error: {error}")
+        return 2
+    log.info(result.sentence(str(run_a), str(run_b)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m src.report", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path, help="a multirun directory, e.g. multirun/2026-11-24/10-00-00")
+    parser.add_argument("sweep_dir", type=Path, nargs="?", help="a multirun directory, e.g. multirun/2026-11-24/10-00-00")
     parser.add_argument("--output", type=Path, default=None, help="where to write the report (default: the sweep directory)")
+    parser.add_argument("--compare", type=Path, nargs=2, metavar=("RUN_A", "RUN_B"),
+                        help="paired difference B - A of two runs' per-image test scores, with a 95%% paired-bootstrap interval")  # fmt: skip
+    parser.add_argument("--metric", default=None, help="with --compare: dice (Dice per image), iou, acc or miou "
+                        "(dataset-level); default miou for multi-class runs, dice for binary ones")  # fmt: skip
     args = parser.parse_args(argv)
     configure_console_logging()
+    if args.compare:
+        return compare(*args.compare, args.metric)
+    if args.sweep_dir is None:
+        parser.error("give a sweep directory, or --compare RUN_A RUN_B")
     try:
         text, output_dir = write_report(args.sweep_dir, args.output)
     except FileNotFoundError as error:

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.seeding import EpochSeeding
+from src.callbacks.speed import TrainingSpeed
 from src.data.class_weights import class_weights
 from src.utils.checkpoint import (
     ConfigInCheckpoint,
@@ -106,7 +107,8 @@ def train(cfg: DictConfig) -> float | None:
         load_net_weights(task.net, cfg.ckpt_path)
     check_room_for_checkpoints(run_dir / "checkpoints", task)
     write_resolved_config(cfg, run_dir)
-    callbacks = instantiate_group(cfg.get("callbacks")) + [ConfigInCheckpoint(config), EpochSeeding(cfg.seed)]
+    speed = TrainingSpeed()
+    callbacks = instantiate_group(cfg.get("callbacks")) + [ConfigInCheckpoint(config), EpochSeeding(cfg.seed), speed]
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
@@ -157,6 +159,7 @@ def train(cfg: DictConfig) -> float | None:
         "resumed_from": resumed_from,
         "seed": cfg.seed,
         "wall_time_s": round(time.perf_counter() - started, 2),
+        "train_images_per_s": speed.images_per_s,  # this process's training epochs, validation left out
         "fit": fit_metrics,
         "test": test_metrics,
     }

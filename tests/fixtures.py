@@ -176,3 +176,27 @@ def make_folder(root: Path, count: int = 24, coding: str = "rgb", seed: int = 0,
         for split, members in splits.items():
             (root / "splits" / f"{split}.txt").write_text("\n".join(members) + "\n")
     return root
+
+
+def make_camvid(root: Path, counts=(("train", 8), ("val", 3), ("test", 3)), size=(48, 36), seed: int = 0) -> Path:
+    """SegNet's CamVid layout: split/NAME.png photos, splitannot/NAME.png labels 0..11 (11 void),
+    list files holding another machine's absolute paths, as the real ones do."""
+    rng = np.random.default_rng(seed)
+    for split, count in counts:
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        lines = []
+        for index in range(count):
+            name = f"Seq01_{split}{index:04d}"
+            labels = np.zeros((size[1], size[0]), dtype=np.uint8)
+            labels[: size[1] // 3] = 0  # sky on top, road below, a car blob, some void
+            labels[size[1] // 3 :] = 3
+            labels[blob_mask(rng, size[1], size[0]) == 1] = 8
+            labels[-2:, :4] = 11
+            image = np.zeros((size[1], size[0], 3), dtype=np.uint8)
+            image[labels == 0], image[labels == 3], image[labels == 8] = (200, 200, 220), (90, 60, 90), (40, 10, 120)
+            Image.fromarray(image).save(root / split / f"{name}.png")
+            Image.fromarray(labels, mode="L").save(root / f"{split}annot" / f"{name}.png")
+            lines.append(f"/SegNet/CamVid/{split}/{name}.png /SegNet/CamVid/{split}annot/{name}.png")
+        (root / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    return root

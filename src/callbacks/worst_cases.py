@@ -22,14 +22,20 @@ def ranked_worst_first(rows: list[dict]) -> list[dict]:
 
 
 def write_per_image_csv(rows: list[dict], class_names: list[str], path: Path) -> None:
-    """name, dice, iou, acc (and iou_<class> for more than two classes), one row per image."""
+    """name, dice, iou, acc (and iou_<class> for more than two classes), one row per image; then
+    each class's intersection and union in pixels (inter_<class>, union_<class>), from which the
+    dataset-level IoU of any subset of the images follows (src.report's bootstrap)."""
     per_class = len(class_names) > 2
+    keys = [metric_key(n) for n in class_names]
+    counts = "intersection_per_class" in (rows[0] if rows else {})
     with path.open("w", newline="") as file:
         writer = csv.writer(file)
-        writer.writerow(["name", "dice", "iou", "acc"] + ([f"iou_{metric_key(n)}" for n in class_names] if per_class else []))
+        writer.writerow(["name", "dice", "iou", "acc"] + ([f"iou_{k}" for k in keys] if per_class else [])
+                        + ([f"inter_{k}" for k in keys] + [f"union_{k}" for k in keys] if counts else []))  # fmt: skip
         for row in rows:
             cells = [row["dice"], row["iou"], row["acc"]] + (row["iou_per_class"] if per_class else [])
-            writer.writerow([row["name"]] + ["" if math.isnan(v) else f"{v:.6f}" for v in cells])
+            pixels = row["intersection_per_class"] + row["union_per_class"] if counts else []
+            writer.writerow([row["name"]] + ["" if math.isnan(v) else f"{v:.6f}" for v in cells] + [str(v) for v in pixels])
 
 
 class WorstCases(TestReport):

@@ -25,9 +25,20 @@ from src.data.splits import seeded_split
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
+def split_folders(root: Path) -> dict[str, Path] | None:
+    """root/train/<class>/ and root/test/<class>/ (CIFAR-10's and ImageNet's image-folder trees):
+    the fixed splits, or None for a single folder of classes."""
+    if (root / "train").is_dir() and (root / "test").is_dir():
+        return {"train": root / "train", "test": root / "test"}
+    return None
+
+
 def list_class_images(root: Path) -> dict[str, list[Path]]:
-    """Class name -> sorted image paths, from either layout (folders take precedence)."""
+    """Class name -> sorted image paths, from either layout (folders take precedence); for a
+    root with train/ and test/ folders, train/'s."""
     require_dir(root, "image folder", "Set data.root to a folder with one sub-folder per class (or <class>_<n>.png files).")
+    if split_folders(root):
+        root = root / "train"
     by_class: dict[str, list[Path]] = defaultdict(list)
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         by_class[folder.name] = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -88,8 +99,19 @@ class ImageFolderDataModule(ImageDataModule):
         self.decode_workers = decode_workers
 
     def split_files(self, split: str) -> list[tuple[Path, int]]:
-        """(path, label) of one split: seeded per-class fractions, so splits never overlap."""
+        """(path, label) of one split: seeded per-class fractions, so splits never overlap; with
+        train/ and test/ folders, test is test/ and val a seeded fraction of train/."""
         files = []
+        fixed = split_folders(self.root)
+        if fixed:
+            test_classes = list_class_images(fixed["test"])
+            if list(test_classes) != list(self.by_class):
+                raise DatasetError(f"{fixed['test']} holds classes {list(test_classes)}, {fixed['train']} {list(self.by_class)}; they must match")
+            for label, paths in enumerate(self.by_class.values()):
+                train, val = seeded_split([str(p) for p in paths], self.val_fraction, self.seed)
+                chosen = {"train": train, "val": val, "test": [str(p) for p in test_classes[list(self.by_class)[label]]]}[split]
+                files += [(Path(name), label) for name in chosen]
+            return files
         for label, paths in enumerate(self.by_class.values()):
             names = [str(p) for p in paths]
             rest, test = seeded_split(names, self.test_fraction, self.seed)

@@ -97,12 +97,12 @@ class _FCN(SizePreserving):
 
     @staticmethod
     def rename_pretrained(key: str) -> str:
-        """torchvision's vgg16 layer names as this net's: features.i -> to_poolN.j, classifier.0/3 -> fc6/fc7."""
+        """torchvision's vgg16 layer names as this net's: features.i -> to_poolN.i (slices of vgg.features
+        keep its indices), classifier.0/3 -> fc6/fc7."""
         if key.startswith("features."):
-            index, rest = key.split(".", 2)[1:]
-            index = int(index)
-            part, start = ("to_pool3", 0) if index < POOL3 else ("to_pool4", POOL3) if index < POOL4 else ("to_pool5", POOL4)
-            return f"{part}.{index - start}.{rest}"
+            index = int(key.split(".")[1])
+            part = "to_pool3" if index < POOL3 else "to_pool4" if index < POOL4 else "to_pool5"
+            return part + key[len("features"):]
         return {"classifier.0": "fc6", "classifier.3": "fc7"}.get(key.rsplit(".", 1)[0], key.rsplit(".", 1)[0]) + "." + key.rsplit(".", 1)[1]
 
     def input_normalisation(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
