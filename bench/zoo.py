@@ -107,6 +107,14 @@ def recorded_run(recipe: Recipe, run_dir: Path) -> dict:
     if overrides != recipe.command()[3:]:
         raise SystemExit(f"{run_dir} ran {overrides}, not the recipe {recipe.command()[3:]}")
     metrics = json.loads((run_dir / "metrics.json").read_text())
+    per_image = run_dir / "images" / "per_image.csv"
+    if recipe.metric.endswith("miou") and per_image.is_file() and "inter_" not in per_image.read_text().splitlines()[0]:
+        # Written before per_image.csv held pixel counts: src.eval of the same best checkpoint
+        # writes them (eval repeats the training run's test metrics).
+        evaluated = run_dir / "zoo_eval"
+        subprocess.run([sys.executable, "-m", "src.eval", f"ckpt_path={metrics['best_checkpoint']}", f"hydra.run.dir={evaluated}"],
+                       cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        per_image.write_text((evaluated / "images" / "per_image.csv").read_text())
     return result_row(recipe, run_dir, recipe.command(), metrics["wall_time_s"], False)
 
 

@@ -34,7 +34,7 @@ def count(params) -> int:
 
 def test_every_model_config_is_tested():
     configs = {path.stem for path in (ROOT / "conf" / "model").glob("*.yaml")}
-    assert configs == set(SEGMENTATION + COLOUR + list(SMP_SHORTCUTS) + ["resnet50_classifier"])
+    assert configs == set(SEGMENTATION + COLOUR + list(SMP_SHORTCUTS) + ["resnet50_classifier", "timm_classifier"])
 
 
 @pytest.mark.parametrize("name, arch", SMP_SHORTCUTS.items())
@@ -58,6 +58,14 @@ def test_classifier_gives_one_logit_per_class():
     with torch.no_grad():
         assert net(torch.randn(2, 3, 70, 90)).shape == (2, 50)
         assert net.features(torch.randn(2, 3, 64, 64)).shape == (2, 2048)
+
+
+def test_timm_classifier_gives_one_logit_per_class_and_knows_its_normalisation():
+    net = build("timm_classifier", 10).eval()
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 64, 48)).shape == (2, 10)
+        assert net.features(torch.randn(2, 3, 64, 64)).shape == (2, 1280)
+    assert net.input_normalisation() == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # timm's tf_efficientnet_lite0 setting
 
 
 @pytest.mark.parametrize(

@@ -67,13 +67,21 @@ class SMPNet(SizePreserving):
         if self.encoder_name.startswith("tu-"):
             config = getattr(self.model.encoder.model, "pretrained_cfg", None) or {}
             return (tuple(config["mean"]), tuple(config["std"])) if "mean" in config and "std" in config else None
-        import segmentation_models_pytorch as smp
+        # smp keeps its encoders' settings beside their weights on the Hugging Face Hub: read from
+        # the local cache only (no download at build time); without it, seglab's default (ImageNet's).
+        import json
 
+        import segmentation_models_pytorch as smp
+        from huggingface_hub import hf_hub_download
+
+        settings = smp.encoders.encoders.get(self.encoder_name, {}).get("pretrained_settings", {})
+        source = settings.get(self.encoder_weights_name or "imagenet")
         try:
-            params = smp.encoders.get_preprocessing_params(self.encoder_name, self.encoder_weights_name or "imagenet")
-        except (KeyError, ValueError):
+            path = hf_hub_download(source["repo_id"], "config.json", revision=source["revision"], local_files_only=True)
+            params = json.loads(open(path).read())
+        except Exception:  # not cached, or no such settings: nothing known
             return None
-        if params.get("input_range", [0, 1])[1] != 1 or params.get("mean") is None:
+        if list(params.get("input_range", [0, 1]))[1] != 1 or params.get("mean") is None:
             return None
         return tuple(params["mean"]), tuple(params["std"])
 

@@ -6,6 +6,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from src.data.class_weights import SCHEMES as CLASS_WEIGHT_SCHEMES
 from src.metrics import check_head
 from src.models.weights import constructor_arguments
 
@@ -66,7 +67,14 @@ def check_head_and_loss(cfg: DictConfig, channels: int) -> None:
     except ValueError as error:
         raise ConfigError(f"model.num_classes={channels}: {error}") from None
     if "loss" in cfg:
-        loss = instantiate(cfg.loss, _convert_="all")
+        loss_cfg = OmegaConf.to_container(cfg.loss, resolve=True)
+        for node in [loss_cfg, *[v for v in loss_cfg.get("losses", {}).values() if isinstance(v, dict)]]:
+            if isinstance(node.get("class_weights"), str):  # a scheme: its numbers come from the data, later
+                if node["class_weights"] not in CLASS_WEIGHT_SCHEMES:
+                    raise ConfigError(f"loss.class_weights={node['class_weights']!r}: use null, a list of "
+                                      f"{num_classes} numbers, or one of {CLASS_WEIGHT_SCHEMES}")  # fmt: skip
+                node["class_weights"] = None
+        loss = instantiate(loss_cfg, _convert_="all")
         try:
             loss(torch.zeros(1, channels, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
         except ValueError as error:
