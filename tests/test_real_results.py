@@ -135,6 +135,7 @@ def test_a_file_of_another_architecture_is_refused_naming_layers(tmp_path):
         load_encoder_weights(net, tmp_path / "other.pth")
 
 
+@pytest.mark.slow  # a 528 MB state dict written and read: 16 s
 def test_a_vgg16_file_loads_into_fcn8s(tmp_path):
     import torchvision
 
