@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -30,10 +31,15 @@ def user_cache_root() -> Path:
 
 
 def usable(folder: Path) -> bool:
-    """This process can list, read and write ``folder`` (or create it, if it does not exist)."""
+    """This process can list, read and write ``folder`` (or create it, if it does not exist), and
+    the folder is meant to be written: root passes every access check, so a dataset shipped without
+    write bits (a shared, read-only copy) is not written into even by root."""
+    def writable(path: Path, mode: int) -> bool:
+        return os.access(path, mode) and bool(path.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
     if folder.exists():
-        return os.access(folder, os.R_OK | os.W_OK | os.X_OK)
-    return os.access(folder.parent, os.W_OK | os.X_OK) if folder.parent.exists() else False
+        return writable(folder, os.R_OK | os.W_OK | os.X_OK)
+    return writable(folder.parent, os.W_OK | os.X_OK) if folder.parent.exists() else False
 
 
 def cache_dir(root: Path, configured: str | None) -> Path:
