@@ -15,6 +15,7 @@ import numpy as np
 
 from src.data.files import DatasetError, Sample, require_dir
 from src.data.from_files import FileSegmentationDataModule
+from src.data.masks import looked_up
 
 # name -> display colour, as SegNet's scripts draw them (void is drawn white by seglab, like every ignore)
 CLASSES = {
@@ -71,11 +72,10 @@ class CamVidDataModule(FileSegmentationDataModule):
     def mask_to_ids(self, raw: np.ndarray, path: Path) -> np.ndarray:
         if raw.ndim != 2:
             raise DatasetError(f"{path}: CamVid label images are one-channel PNGs of class ids 0..11; this one has colour channels")
-        ids = self.lookup[raw]
-        if (ids < 0).any():
-            bad = np.unique(raw[ids < 0]).tolist()
+        ids, bad = looked_up(self.lookup, raw)
+        if bad:
             raise DatasetError(f"{path}: label values {bad}; SegNet's CamVid labels are 0..10 (classes) and 11 (void)")
-        return ids.astype(np.uint8)
+        return ids
 
     def unpaired_files(self) -> list[str]:
         problems = []

@@ -16,6 +16,14 @@ def invalid_mask_values(mask: np.ndarray, num_classes: int, ignore_index: int) -
     return values[~valid[values]].tolist()
 
 
+def looked_up(lookup: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Class ids (uint8) of a mask through a value -> id table, where -1 marks values no class has;
+    and those values (empty when every pixel is known)."""
+    ids = lookup[raw]
+    unknown = ids < 0
+    return ids.astype(np.uint8), (np.unique(raw[unknown]).tolist() if unknown.any() else [])
+
+
 def check_mask_values(split: SplitArrays, num_classes: int, ignore_index: int, where: str) -> None:
     """Fail, naming the item, when a mask holds a value that is neither a class id nor ignore_index."""
     for mask, name in zip(split.masks, split.names):

@@ -50,6 +50,11 @@ def _listed(names: list[str]) -> str:
     return ", ".join(names[:MAX_LISTED]) + more
 
 
+def _fit_problems(wrong_shape: list[str], missing: list[str], extra: list[str], labels: tuple[str, str, str]) -> list[str]:
+    """The parts of a does-not-fit message: each non-empty list of layers under its label."""
+    return [f"{label}: {_listed(sorted(layers))}" for label, layers in zip(labels, (wrong_shape, missing, extra)) if layers]
+
+
 def load_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """load_state_dict that names the layers that are missing, unexpected or of another shape."""
     own = module.state_dict()
@@ -60,14 +65,9 @@ def load_checked(module: nn.Module, state: dict[str, torch.Tensor], source: str)
     ]
     missing = sorted(own.keys() - state.keys())
     unexpected = sorted(state.keys() - own.keys())
-    if wrong_shape or missing or unexpected:
-        problems = []
-        if wrong_shape:
-            problems.append(f"layers of another shape (file vs model): {_listed(sorted(wrong_shape))}")
-        if missing:
-            problems.append(f"layers the file lacks: {_listed(missing)}")
-        if unexpected:
-            problems.append(f"layers the model lacks: {_listed(unexpected)}")
+    problems = _fit_problems(wrong_shape, missing, unexpected,
+                             ("layers of another shape (file vs model)", "layers the file lacks", "layers the model lacks"))  # fmt: skip
+    if problems:
         raise ValueError(
             f"{source} does not fit {type(module).__name__} (another architecture or class count?): "
             + "; ".join(problems)
@@ -197,13 +197,8 @@ def load_encoder_weights(net: nn.Module, path: str | Path) -> str:
             tensor = adapted
         loaded[target] = tensor.to(own[target].dtype)
     missing = sorted(k for k in own.keys() - loaded.keys() if not k.endswith("num_batches_tracked"))
-    problems = []
-    if wrong_shape:
-        problems.append(f"layers of another shape (file vs encoder): {_listed(sorted(wrong_shape))}")
-    if missing:
-        problems.append(f"encoder layers the file lacks: {_listed(missing)}")
-    if foreign:
-        problems.append(f"file layers the encoder lacks: {_listed(sorted(foreign))}")
+    problems = _fit_problems(wrong_shape, missing, foreign, ("layers of another shape (file vs encoder)",
+                             "encoder layers the file lacks", "file layers the encoder lacks"))  # fmt: skip
     if problems:
         raise ValueError(
             f"model.encoder_weights={path} does not fit the encoder of {type(net).__name__} ({', '.join(parts)}; "
