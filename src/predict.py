@@ -116,18 +116,22 @@ def onnx_predictor(model_path: str, overrides: Sequence[str] = ()) -> Predictor:
     path = Path(model_path)
     card = path.with_name("model.json")
     if not path.is_file() or not card.is_file():
-        raise FileNotFoundError(f"model={model_path}: needs the exported file and its model.json beside it (python -m src.export)")
-    info = json.loads(card.read_text())
+        raise FileNotFoundError(f"onnx_path={model_path}: needs the exported file and its model.json beside it (python -m src.export)")
+    try:
+        info = json.loads(card.read_text())
+        classes, channels = len(info["classes"]), int(info["input"]["channels"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{card}: not a model.json written by src.export ({error}); export the checkpoint again") from None
     settings = OmegaConf.create({"inference": info.get("inference") or {}})
     for override in overrides:
         key, _, value = override.partition("=")
         if not key.startswith("task.inference."):
-            raise ValueError(f"{override}: with model=<exported file>, only task.inference.* settings can be overridden")
+            raise ValueError(f"{override}: with onnx_path=<exported file>, only task.inference.* settings can be overridden")
         OmegaConf.update(settings, key.removeprefix("task."), yaml.safe_load(value))
     inference = Inference(**{k: v for k, v in OmegaConf.to_container(settings.inference).items() if k != "_target_"})
-    forward = run_exported(path, "onnx")
+    forward = run_exported(path, "onnx", channels, classes)
     palette = np.array([c["colour"] for c in info["classes"]], dtype=np.uint8)
-    return Predictor(lambda batch: inference(forward, batch), int(info["input"]["training_size"]), int(info["input"]["channels"]),
+    return Predictor(lambda batch: inference(forward, batch), int(info["input"]["training_size"]), channels,
                      info["input"]["resize"], float(info["output"]["threshold"]), palette,
                      mean=info["input"]["mean"], std=info["input"]["std"])  # fmt: skip
 
@@ -140,11 +144,11 @@ def predict(
     batch_size: int = 8,
     overrides: Sequence[str] = (),
     resize: str | None = None,
-    model: str | None = None,
+    onnx_path: str | None = None,
 ) -> dict[str, list[str]]:
     """Masks and overlays for the images at ``source``, from a checkpoint (PyTorch) or, with
-    ``model``, an exported model.onnx (onnxruntime); both write the same files."""
-    predictor = onnx_predictor(model, overrides) if model else torch_predictor(ckpt_path, overrides)
+    ``onnx_path``, an exported model.onnx (onnxruntime); both write the same files."""
+    predictor = onnx_predictor(onnx_path, overrides) if onnx_path else torch_predictor(ckpt_path, overrides)
     size, channels, device = predictor.image_size, predictor.in_channels, predictor.device
     resize = resize or predictor.resize
     if resize not in RESIZE_POLICIES:
@@ -195,11 +199,11 @@ def main(cfg: DictConfig) -> dict[str, list[str]]:
     with exit_on_bad_input("python -m src.predict"):
         if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
             raise ValueError(f"batch_size must be a whole number >= 1, got {cfg.batch_size!r}")
-        if bool(cfg.ckpt_path) == bool(cfg.model):
-            raise ValueError("give ckpt_path=<checkpoint> (PyTorch) or model=<exported model.onnx> (onnxruntime), one of them")
-        own = ("ckpt_path", "input", "output", "batch_size", "resize", "model")
+        if bool(cfg.ckpt_path) == bool(cfg.onnx_path):
+            raise ValueError("give ckpt_path=<checkpoint> (PyTorch) or onnx_path=<exported model.onnx> (onnxruntime), one of them")
+        own = ("ckpt_path", "input", "output", "batch_size", "resize", "onnx_path")
         overrides = [o for o in HydraConfig.get().overrides.task if o.partition("=")[0] not in own]
-        result = predict(cfg.ckpt_path, Path(cfg.input), out, cfg.batch_size, overrides, cfg.resize, cfg.model)
+        result = predict(cfg.ckpt_path, Path(cfg.input), out, cfg.batch_size, overrides, cfg.resize, cfg.onnx_path)
     if result["failed"] and not result["written"]:
         raise SystemExit(1)
     return result

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, run_cli
 from tests.fixtures import make_voc
 
 MODELS = {  # name: (overrides, classes)
@@ -63,7 +63,33 @@ def test_predict_with_onnxruntime_writes_the_masks_pytorch_writes(train_run, tmp
     for path in sorted((SHARED_DATA / "pets" / "images").glob("*.jpg"))[:2]:
         (photos / path.name).write_bytes(path.read_bytes())
     by_torch = predict(metrics["best_checkpoint"], photos, tmp_path / "torch")
-    by_onnx = predict(None, photos, tmp_path / "onnx", model=str(tmp_path / "exported" / "model.onnx"))
-    assert len(by_torch["written"]) == len(by_onnx["written"]) == 2
+    # The README's command, as typed: Hydra must not take the key for a config group.
+    command = run_cli("src.predict", f"onnx_path={tmp_path / 'exported' / 'model.onnx'}", f"input={photos}",
+                      f"output={tmp_path / 'onnx'}", cwd=tmp_path)  # fmt: skip
+    assert command.returncode == 0, command.stderr[-2000:]
+    assert len(by_torch["written"]) == len(list((tmp_path / "onnx").glob("*_mask.png"))) == 2
     for mask in sorted((tmp_path / "torch").glob("*_mask.png")):
         assert np.array_equal(np.asarray(Image.open(mask)), np.asarray(Image.open(tmp_path / "onnx" / mask.name)))
+
+
+def test_a_truncated_onnx_file_or_a_disagreeing_model_json_is_one_line_naming_the_file(train_run, tmp_path):
+    from src.export import export
+
+    _, metrics = train_run("debug=fast")
+    export(metrics["best_checkpoint"], "onnx", tmp_path / "exported")
+    exported = tmp_path / "exported" / "model.onnx"
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(photo)
+
+    card = json.loads((tmp_path / "exported" / "model.json").read_text())
+    card["input"]["channels"] = 1
+    (tmp_path / "exported" / "model.json").write_text(json.dumps(card))
+    wrong = run_cli("src.predict", f"onnx_path={exported}", f"input={photo}", f"output={tmp_path / 'out'}", cwd=tmp_path)
+    assert wrong.returncode == 1
+    assert f"{exported}: does not match the model.json beside it (3 input channels in the file, 1 in model.json)" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+    exported.write_bytes(exported.read_bytes()[: exported.stat().st_size // 2])
+    truncated = run_cli("src.predict", f"onnx_path={exported}", f"input={photo}", f"output={tmp_path / 'out'}", cwd=tmp_path)
+    assert truncated.returncode == 1
+    assert f"{exported}: onnxruntime cannot load this file" in truncated.stderr and "Traceback" not in truncated.stderr
