@@ -1,0 +1,46 @@
+"""ModelCheckpoint that keeps its best score across a resume from a moved or copied run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from src.utils.log import get_logger
+
+log = get_logger(__name__)
+
+
+def _moved_path(path: str, old: str, new: str) -> str:
+    if path and old and (path == old or path.startswith(old.rstrip("/") + "/")):
+        return str(Path(new) / Path(path).relative_to(old))
+    return path
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, except on resume: when the checkpoint's folder is not this
+    run's (the run was copied or moved), Lightning forgets the best score and the next epoch,
+    however bad, overwrites best.ckpt. Here the score, the top-k bookkeeping and their paths are
+    restored with the paths moved into this run's folder, so best.ckpt is only replaced by a
+    better epoch wherever the run now lives."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old, new = state_dict.get("dirpath"), self.dirpath
+        if not old or not new or old == new:
+            super().load_state_dict(state_dict)
+            return
+        moved = lambda path: _moved_path(path, old, new)  # noqa: E731
+        state = {**state_dict, "dirpath": new}
+        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
+            if key in state:
+                state[key] = moved(state[key] or "")
+        if "best_k_models" in state:
+            state["best_k_models"] = {moved(path): score for path, score in state["best_k_models"].items()}
+        super().load_state_dict(state)
+        if self.monitor and self.best_model_score is not None:
+            found = Path(self.best_model_path).is_file() if self.best_model_path else False
+            log.info(
+                f"Checkpoints moved from {old} to {new}: best {self.monitor} {float(self.best_model_score):.4f} kept"
+                + ("" if found else f" (its file {self.best_model_path} is not here; only a better epoch writes a new one)")
+            )
