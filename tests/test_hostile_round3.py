@@ -39,3 +39,122 @@ def test_a_resume_from_a_copied_run_folder_keeps_the_best_checkpoint_of_the_best
     metrics = json.loads((tmp_path / "copied" / "metrics.json").read_text())
     assert metrics["best_score"] == pytest.approx(0.99) and metrics["best_epoch"] == best_epoch
     assert "best val/dice" in resumed.stdout + resumed.stderr and "kept" in resumed.stdout + resumed.stderr
+
+
+def folder_module(root, **kwargs):
+    from src.data.folder import FolderDataModule
+
+    return FolderDataModule(root=str(root), image_size=32, batch_size=4, cache_dir=str(root.parent / "cache"), **kwargs)
+
+
+def binary_folder(root, count=24, values=(0, 255), seed=0):
+    """Binary masks as most tools save them: background 0, foreground ``values[1]``."""
+    from tests.fixtures import blob_mask, red_on_blue
+
+    rng = np.random.default_rng(seed)
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        ids = blob_mask(rng, 48, 48)
+        Image.fromarray(red_on_blue(ids, rng)).save(root / "images" / f"cell_{index:02d}.png")
+        Image.fromarray(np.where(ids > 0, values[1], values[0]).astype(np.uint8)).save(root / "masks" / f"cell_{index:02d}.png")
+    return root
+
+
+def test_binary_masks_stored_as_0_and_255_train_as_foreground_and_the_log_says_so(tmp_path):
+    root = binary_folder(tmp_path / "membranes", count=48)
+    result = run_cli("src.train", "data=folder", f"data.root={root}", "data.num_classes=2", "trainer.max_epochs=6",
+                     *tiny(["data=folder"]), "model.base_width=8", "hydra.run.dir=run", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "hold only the values 0 and 255 (binary masks): read as 0 = class 0 (background), 255 = class 1" in result.stdout
+    assert "hold only the values 0 and 255" in (tmp_path / "run" / "train.log").read_text()
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test"]["test/dice"] > 0.5
+
+
+def test_mask_values_map_stored_values_and_an_all_ignore_split_is_refused(tmp_path):
+    from src.data.files import DatasetError
+
+    root = binary_folder(tmp_path / "data", values=(0, 128))
+    mapped = folder_module(root, num_classes=2, mask_values={0: 0, 128: 1})
+    train = mapped.load_split("train")
+    assert set(np.unique(np.asarray(train.masks)).tolist()) == {0, 1}
+    with pytest.raises(DatasetError, match=r"mask values \[128\] are not in the value -> class map \{0: 0, 255: 1\}"):
+        folder_module(root, num_classes=2, mask_values={0: 0, 255: 1}).load_split("train")
+
+    ignored = binary_folder(tmp_path / "ignored", values=(255, 255))
+    with pytest.raises(DatasetError, match=r"every pixel of every train mask is 255 \(data.ignore_index\)"):
+        folder_module(ignored, num_classes=3).load_split("train")
+
+
+def test_palette_masks_are_read_by_their_colours_when_the_class_list_gives_colours(tmp_path):
+    from tests.fixtures import FOLDER_CLASSES, make_folder
+
+    root = make_folder(tmp_path / "data", count=6, coding="rgb")
+    palette_order = [2, 0, 1]  # the tool's palette lists the classes in another order
+    for mask_path in sorted((root / "masks").glob("*.png")):
+        colours = np.asarray(Image.open(mask_path).convert("RGB"))
+        ids = np.zeros(colours.shape[:2], np.uint8)
+        for class_id, (_, colour) in enumerate(FOLDER_CLASSES):
+            ids[(colours == colour).all(-1)] = palette_order.index(class_id)
+        image = Image.fromarray(ids, mode="P")
+        image.putpalette([c for index in palette_order for c in FOLDER_CLASSES[index][1]])
+        image.save(mask_path)
+        assert Image.open(mask_path).mode == "P"
+    dm = folder_module(root)
+    image, mask = dm.read_sample(dm.list_split("train")[0])
+    expected = np.asarray(Image.open(dm.list_split("train")[0].mask).convert("RGB"))
+    colour_ids = {tuple(colour): k for k, (_, colour) in enumerate(FOLDER_CLASSES)}
+    for colour, class_id in colour_ids.items():
+        assert (mask[(expected == colour).all(-1)] == class_id).all()
+
+
+def test_images_in_sub_folders_and_upper_case_suffixes_are_read(tmp_path):
+    from src.data.check import check
+    from tests.fixtures import make_folder
+
+    root = make_folder(tmp_path / "data", count=12, coding="index")
+    (root / "images" / "batch1").mkdir()
+    (root / "masks" / "batch1").mkdir()
+    for index, image in enumerate(sorted((root / "images").glob("*.jpg"))):
+        mask = root / "masks" / f"{image.stem}.png"
+        if index % 2:
+            image.rename(root / "images" / "batch1" / image.name.upper())
+            mask.rename(root / "masks" / "batch1" / f"{image.stem.upper()}.PNG")
+    dm = folder_module(root, num_classes=3, val_fraction=0.2, test_fraction=0.2)
+    names = [s.name for split in ("train", "val", "test") for s in dm.list_split(split)]
+    assert len(names) == 12 and sum(name.startswith("batch1/") for name in names) == 6
+    report = check(dm)
+    assert not [p for p in report["problems"] if "without" in p], report["problems"]
+
+
+def test_duplicate_class_names_are_refused_and_unnamed_classes_are_class_k(tmp_path):
+    from tests.fixtures import make_folder
+
+    root = make_folder(tmp_path / "data", count=6, coding="rgb")
+    (root / "classes.csv").write_text("name,r,g,b\nbackground,0,0,0\nroad,128,64,128\nroad,0,200,0\n")
+    with pytest.raises(ValueError, match=r"class names must differ: 'road' named more than once"):
+        folder_module(root)
+    assert folder_module(make_folder(tmp_path / "plain", count=6, coding="index"), num_classes=3).class_names == [
+        "class_0", "class_1", "class_2"]  # fmt: skip
+
+
+@pytest.mark.parametrize("dialect", ["excel_bom_crlf", "semicolons", "tabs"])
+def test_a_classes_csv_saved_by_a_spreadsheet_is_read(tmp_path, dialect):
+    from tests.fixtures import FOLDER_CLASSES, make_folder
+
+    root = make_folder(tmp_path / "data", count=6, coding="rgb")
+    separator = {"excel_bom_crlf": ",", "semicolons": ";", "tabs": "\t"}[dialect]
+    lines = [separator.join(["name", "r", "g", "b"])] + [separator.join([n, *map(str, c)]) for n, c in FOLDER_CLASSES]
+    (root / "classes.csv").write_bytes(("\ufeff" if "bom" in dialect else "").encode() + "\r\n".join(lines).encode() + b"\r\n")
+    dm = folder_module(root)
+    assert dm.class_names == ["background", "road", "tree"] and dm.colour_ids[(128, 64, 128)] == 1
+
+
+def test_a_classes_csv_line_that_is_not_name_r_g_b_is_named_with_its_line(tmp_path):
+    from tests.fixtures import make_folder
+
+    root = make_folder(tmp_path / "data", count=6, coding="rgb")
+    (root / "classes.csv").write_text("name,r,g,b\nbackground,0,0,0\nroad,red,64,128\n")
+    with pytest.raises(ValueError, match=r"classes.csv, line 3: 'road,red,64,128' is not name,r,g,b"):
+        folder_module(root)

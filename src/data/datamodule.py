@@ -55,9 +55,12 @@ class ImageDataModule(LightningDataModule):
         if num_classes < 2:
             raise ValueError(f"data.num_classes must count every class, background included (>= 2), got {num_classes}")
         if class_names is None:
-            class_names = [f"{type(self).__name__.removesuffix('DataModule').lower()}_{k}" for k in range(num_classes)]
+            class_names = [f"class_{k}" for k in range(num_classes)]
         if len(class_names) != num_classes:
             raise ValueError(f"data.class_names has {len(class_names)} names for data.num_classes={num_classes}")
+        repeated = sorted({str(name) for name in class_names if list(map(str, class_names)).count(str(name)) > 1})
+        if repeated:  # two classes of one name would log one test/iou_<name> and hide the other
+            raise ValueError(f"class names must differ: {', '.join(map(repr, repeated))} named more than once in {list(class_names)}")
         if n_aug < 0:
             raise ValueError(f"data.n_aug must be >= 0, got {n_aug}")
         if aug is not None and aug.max_copies is not None and n_aug > aug.max_copies:

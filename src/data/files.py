@@ -53,13 +53,14 @@ def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
         raise DatasetError(f"{path}: unreadable image ({error}); re-export or remove the file") from None
 
 
-def read_raw_mask(path: Path) -> np.ndarray:
-    """A mask file as stored: H x W for grey/palette PNGs (palette indices, not colours), H x W x 3
-    for RGB. Class ids live in 8 bits: a 16-bit mask is read as such when its values fit."""
+def read_raw_mask(path: Path, palette_colours: bool = False) -> np.ndarray:
+    """A mask file as stored: H x W for grey/palette PNGs (palette indices, not colours, unless
+    ``palette_colours``), H x W x 3 for RGB. Class ids live in 8 bits: a 16-bit mask is read as
+    such when its values fit."""
     try:
         with Image.open(path) as image:
             image.load()
-            if image.mode in ("L", "P"):
+            if image.mode == "L" or (image.mode == "P" and not palette_colours):
                 return np.asarray(image)
             if image.mode in HIGH_BIT_DEPTH:
                 values = np.asarray(image)

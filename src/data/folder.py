@@ -3,8 +3,12 @@
     <root>/images/<name>.<jpg|png|tif...>     <root>/masks/<name>.png       (matched by name)
     <root>/classes.csv (name,r,g,b) or classes.yaml, or data.classes     (the classes, optional)
 
-Masks are class-index PNGs (mode L or P: pixel value = class id, ``ignore_index`` ignored) or
-RGB images coded by colour, one colour per class. Splits, the first found of:
+Masks are class-index PNGs (mode L or P: pixel value = class id, ``ignore_index`` ignored), RGB
+images coded by colour, one colour per class, or palette PNGs whose colours are the class list's.
+Binary masks stored as 0/255 are read as background/foreground (said in the log);
+``data.mask_values`` maps any stored values to classes. Images may sit in sub-folders of
+``images/`` (the mask at the same relative path under ``masks/``); suffixes match in any case.
+Splits, the first found of:
 ``images/{train,val,test}/`` with ``masks/`` alike; list files ``<root>/splits/{train,val,test}.txt``
 (one name per line); seeded ``val_fraction`` / ``test_fraction`` of all pairs. A split missing
 from the folders or lists is a seeded fraction of the training pairs.
@@ -19,11 +23,38 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from src.data.files import DatasetError, Sample, read_list, require_dir
+from src.data.files import DatasetError, Sample, read_list, read_raw_mask, require_dir
 from src.data.from_files import FileSegmentationDataModule
+from src.data.masks import looked_up
 from src.data.splits import SPLITS, seeded_split
+from src.utils.log import get_logger
+
+log = get_logger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def read_classes_csv(path: Path) -> list[dict]:
+    """name[,r,g,b] rows of a classes.csv, as spreadsheets save it too: a UTF-8 byte-order mark,
+    CRLF line ends, and ',' ';' or tab between the fields; a header row and '#' lines skipped."""
+    lines = [(number, line) for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1)
+             if line.strip() and not line.lstrip().startswith("#")]  # fmt: skip
+    if not lines:
+        raise ValueError(f"{path}: no classes in the file (one line per class: name,r,g,b)")
+    separator = max(",;\t", key=lambda candidate: lines[0][1].count(candidate))
+    entries = []
+    for (number, line), row in zip(lines, csv.reader([line for _, line in lines], delimiter=separator)):
+        row = [field.strip() for field in row]
+        if number == lines[0][0] and row[0].lower() == "name":
+            continue
+        try:
+            colour = [int(value) for value in row[1:4]] if len(row) >= 4 else None
+        except ValueError:
+            raise ValueError(f"{path}, line {number}: {line.strip()!r} is not name,r,g,b with whole numbers 0..255") from None
+        if len(row) not in (1, 4) and not (len(row) > 4 and not any(row[4:])):
+            raise ValueError(f"{path}, line {number}: {line.strip()!r} has {len(row)} fields; expected name or name,r,g,b")
+        entries.append({"name": row[0], "colour": colour})
+    return entries
 
 
 def read_classes(root: Path, classes: Sequence[Any] | None) -> list[dict] | None:
@@ -31,11 +62,7 @@ def read_classes(root: Path, classes: Sequence[Any] | None) -> list[dict] | None
     {name, colour} entries), else ``classes.csv`` (name,r,g,b per line) or ``classes.yaml`` in root."""
     if classes is None:
         if (root / "classes.csv").is_file():
-            with (root / "classes.csv").open(newline="") as file:
-                rows = [row for row in csv.reader(file) if row and not row[0].startswith("#")]
-            if rows and rows[0][0].strip().lower() == "name":
-                rows = rows[1:]
-            classes = [{"name": r[0].strip(), "colour": [int(v) for v in r[1:4]] if len(r) >= 4 else None} for r in rows]
+            classes = read_classes_csv(root / "classes.csv")
         elif (root / "classes.yaml").is_file():
             classes = yaml.safe_load((root / "classes.yaml").read_text())
         else:
@@ -75,6 +102,7 @@ class FolderDataModule(FileSegmentationDataModule):
         image_dir: str = "images",
         mask_dir: str = "masks",
         mask_suffix: str = ".png",
+        mask_values: dict | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         num_classes: int | None = None,
@@ -99,20 +127,85 @@ class FolderDataModule(FileSegmentationDataModule):
             raise ValueError("data.classes: every class needs its own colour when masks are coded by colour")
         if self.colour_ids is not None:
             self._palette = np.array(colours, dtype=np.uint8)
+        self.mask_values = self._value_table(mask_values) if mask_values else None
+        self._guessed_values: np.ndarray | None | bool = False  # False: not looked at yet
+
+    def _value_table(self, mask_values: dict) -> np.ndarray:
+        """data.mask_values {stored value: class id} as a 256-entry table (-1: a value no class has)."""
+        table = np.full(256, -1, dtype=np.int16)
+        for value, class_id in dict(mask_values).items():
+            if not (0 <= int(value) <= 255) or not (0 <= int(class_id) < self.num_classes or int(class_id) == self.ignore_index):
+                raise ValueError(
+                    f"data.mask_values: {value}: {class_id} must map a stored value 0..255 to a class id "
+                    f"0..{self.num_classes - 1} or {self.ignore_index} (ignore)"
+                )
+            table[int(value)] = int(class_id)
+        return table
+
+    def stored_values(self) -> np.ndarray | None:
+        """How index masks' stored values become class ids: data.mask_values, or, for two classes
+        whose masks hold only 0 and 255 (binary masks as most tools save them), 255 = class 1;
+        None: values are the ids."""
+        if self.mask_values is not None or self.colour_ids is not None:
+            return self.mask_values
+        if self._guessed_values is False:
+            self._guessed_values = self._guess_binary_coding()
+        return self._guessed_values
+
+    def _guess_binary_coding(self) -> np.ndarray | None:
+        if self.num_classes != 2 or self.ignore_index != 255 or not self.root.is_dir():
+            return None
+        samples = self._split_names()[1]["train"]
+        counts = np.zeros(256, dtype=np.int64)
+        for sample in samples[:: max(1, len(samples) // 64)]:  # up to ~64 masks, spread over the split
+            raw = read_raw_mask(sample.mask)
+            if raw.ndim == 2:
+                counts += np.bincount(raw.ravel(), minlength=256)[:256]
+        values = set(np.flatnonzero(counts).tolist())
+        if 255 not in values or not values <= {0, 255}:
+            return None
+        log.info(
+            f"data=folder: the masks of {self.root} hold only the values 0 and 255 (binary masks): read as "
+            "0 = class 0 (background), 255 = class 1 (foreground), not as ignore. Set data.mask_values "
+            "(e.g. {0: 0, 255: 1}) to read them otherwise."
+        )
+        table = np.full(256, -1, dtype=np.int16)
+        table[0], table[255] = 0, 1
+        return table
 
     def coding(self) -> dict:
-        return {"colours": sorted(self.colour_ids.items()) if self.colour_ids else None, "mask_suffix": self.mask_suffix}
+        values = self.stored_values()
+        return {"colours": sorted(self.colour_ids.items()) if self.colour_ids else None, "mask_suffix": self.mask_suffix,
+                "values": None if values is None else values.tolist()}  # fmt: skip
+
+    def raw_mask(self, path: Path) -> np.ndarray:
+        # With class colours, a palette PNG is read by its colours: its indices need not be the class ids.
+        return read_raw_mask(path, palette_colours=self.colour_ids is not None)
 
     # --- finding the pairs -----------------------------------------------------------------
+    def _files(self, folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
+        """name -> file for every file under ``folder`` (sub-folders included; hidden ones not) whose
+        name ends in one of ``suffixes``, in any case; the name is its path below ``folder``
+        without that ending ("batch1/photo")."""
+        found = {}
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            relative = path.relative_to(folder)
+            if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+                continue
+            ending = next((s for s in suffixes if path.name.lower().endswith(s.lower())), None)
+            if ending is not None:
+                found[relative.as_posix()[: -len(ending)]] = path
+        return found
+
     def _pairs(self, images: Path, masks: Path) -> dict[str, Sample]:
-        """name -> Sample for every image in ``images`` with its mask in ``masks``; images without
-        a mask are named in the error."""
+        """name -> Sample for every image under ``images`` with its mask at the same place under
+        ``masks``; images without a mask are named in the error."""
         require_dir(images, "image folder", f"Set data.root to the folder holding {images.name}/ and {masks.name}/ (or data.image_dir).")
+        mask_files = self._files(masks, [self.mask_suffix])
         pairs, missing = {}, []
-        for image in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")):
-            mask = masks / f"{image.stem}{self.mask_suffix}"
-            if mask.is_file():
-                pairs[image.stem] = Sample(image.stem, image, mask)
+        for name, image in self._files(images, IMAGE_SUFFIXES).items():
+            if name in mask_files:
+                pairs[name] = Sample(name, image, mask_files[name])
             else:
                 missing.append(str(image))
         if missing:
@@ -162,7 +255,14 @@ class FolderDataModule(FileSegmentationDataModule):
                     f"{path}: an RGB mask, but no class colours are given: give data.classes as name + colour "
                     "entries, or a classes.csv (name,r,g,b) in the dataset folder"
                 )
-            return raw.astype(np.uint8)
+            values = self.stored_values()
+            if values is None:
+                return raw.astype(np.uint8)
+            ids, unknown = looked_up(values, raw)
+            if unknown:
+                known = {v: int(values[v]) for v in np.flatnonzero(values >= 0).tolist()}
+                raise DatasetError(f"{path}: mask values {unknown[:10]} are not in the value -> class map {known} (data.mask_values)")
+            return ids
         if raw.ndim != 3:
             return raw.astype(np.uint8)  # an index mask beside colour classes: its values are the ids
         codes = (raw[..., 0].astype(np.int32) << 16) | (raw[..., 1].astype(np.int32) << 8) | raw[..., 2]
@@ -179,7 +279,6 @@ class FolderDataModule(FileSegmentationDataModule):
         return ids[inverse].reshape(codes.shape)
 
     def unpaired_files(self) -> list[str]:
-        masks = [p for p in self.mask_dir.rglob(f"*{self.mask_suffix}")] if self.mask_dir.is_dir() else []
-        return [f"mask without image: {m}" for m in sorted(masks)
-                if not any((self.image_dir / m.parent.relative_to(self.mask_dir) / f"{m.name[: -len(self.mask_suffix)]}{s}").is_file()
-                           for s in IMAGE_SUFFIXES)]  # fmt: skip
+        images = self._files(self.image_dir, IMAGE_SUFFIXES)
+        return [f"mask without image: {mask}" for name, mask in self._files(self.mask_dir, [self.mask_suffix]).items()
+                if name not in images]  # fmt: skip

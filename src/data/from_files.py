@@ -67,6 +67,10 @@ class FileSegmentationDataModule(SegmentationDataModule):
         """Class ids (uint8, ignore_index for ignored pixels) from a mask as stored."""
         raise NotImplementedError
 
+    def raw_mask(self, path: Path) -> np.ndarray:
+        """A mask file as stored (src.data.files.read_raw_mask)."""
+        return read_raw_mask(path)
+
     def coding(self) -> dict:
         """Everything besides the files that changes the decoded masks (part of the cache key)."""
         return {}
@@ -75,7 +79,7 @@ class FileSegmentationDataModule(SegmentationDataModule):
     def read_sample(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
         """Image and class-id mask at their stored size, both checked."""
         image = read_image(sample.image, "L" if self.in_channels == 1 else "RGB")
-        mask = self.mask_to_ids(read_raw_mask(sample.mask), sample.mask)
+        mask = self.mask_to_ids(self.raw_mask(sample.mask), sample.mask)
         if mask.shape[:2] != image.shape[:2]:
             raise DatasetError(
                 f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {sample.image.name} is "
@@ -137,7 +141,13 @@ class FileSegmentationDataModule(SegmentationDataModule):
             raise DatasetError(f"{self.root}: the {split} split of {self.name} is empty; check data.root and the split files")
         folder = self.cache_dir / f"{self.name}-{split}-{self.image_size}-{self._cache_key(split, samples)}"
         self._split_folders[split] = folder
-        return cached_split(folder, lambda staging: self._write_split(staging, samples, split))
+        arrays = cached_split(folder, lambda staging: self._write_split(staging, samples, split))
+        if not any((mask != self.ignore_index).any() for mask in arrays.masks):
+            raise DatasetError(
+                f"{self.root}: every pixel of every {split} mask is {self.ignore_index} (data.ignore_index): nothing to "
+                "learn or score. Are the masks coded another way (e.g. 0/255)? Map stored values with data.mask_values."
+            )
+        return arrays
 
     def unpaired_files(self) -> list[str]:
         """Images without masks and masks without images anywhere under root (for src.data.check)."""
