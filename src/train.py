@@ -15,7 +15,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -110,6 +110,8 @@ def train(cfg: DictConfig) -> float | None:
     speed = TrainingSpeed()
     callbacks = instantiate_group(cfg.get("callbacks")) + [ConfigInCheckpoint(config), EpochSeeding(cfg.seed), speed]
     loggers = instantiate_group(cfg.get("logger"))
+    if not loggers:  # logger=none: LearningRateMonitor refuses to run without a logger, and has nothing to write to
+        callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     resumed_from = None

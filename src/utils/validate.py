@@ -30,7 +30,22 @@ def check_config(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
             raise ConfigError(f"{key} must be a number >= 0, got {value!r}")
+    check_accelerator(cfg)
     check_model_takes_the_data(cfg)
+
+
+def check_accelerator(cfg: DictConfig) -> None:
+    """trainer=gpu on a machine without one: said before anything is built, not as Lightning's
+    'No supported gpu backend found!' inside a Hydra instantiation block."""
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"trainer.accelerator={accelerator} (trainer=gpu), but no GPU is visible to PyTorch here "
+                "(torch.cuda.is_available() is False): use trainer=default (picks what there is) or trainer=cpu"
+            )
 
 
 def check_model_takes_the_data(cfg: DictConfig) -> None:
