@@ -72,11 +72,11 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     trainer.test(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     test_metrics = {name: float(value) for name, value in sorted(trainer.callback_metrics.items())}
+    summary = {"checkpoint": str(cfg.ckpt_path), "wall_time_s": round(time.perf_counter() - started, 2), "test": test_metrics}
+    write_json(run_dir / "metrics.json", summary)  # the finished scores first: a picture that fails loses none of them
+    log.info(headline(test_metrics))
     if task.makes_masks:
         write_test_masks(task, datamodule, run_dir / "images" / "test_masks.png")
-    summary = {"checkpoint": str(cfg.ckpt_path), "wall_time_s": round(time.perf_counter() - started, 2), "test": test_metrics}
-    write_json(run_dir / "metrics.json", summary)
-    log.info(headline(test_metrics))
     log.info(f"Run directory: {run_dir}")
     return summary
 

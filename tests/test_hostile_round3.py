@@ -158,3 +158,29 @@ def test_a_classes_csv_line_that_is_not_name_r_g_b_is_named_with_its_line(tmp_pa
     (root / "classes.csv").write_text("name,r,g,b\nbackground,0,0,0\nroad,red,64,128\n")
     with pytest.raises(ValueError, match=r"classes.csv, line 3: 'road,red,64,128' is not name,r,g,b"):
         folder_module(root)
+
+
+def test_eval_draws_its_pictures_in_eval_mode_and_writes_metrics_first(train_run, tmp_path):
+    from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
+    from src.utils.instantiate import load_trained_task
+
+    _, metrics = train_run("debug=fast")
+    # A small sliding window, one window a pass: batch norm in training mode cannot take its 1x1 bottleneck.
+    result = run_cli("src.eval", f"ckpt_path={metrics['best_checkpoint']}", "task.inference.mode=slide",
+                     "task.inference.window=8", "task.inference.batch=1", "task.inference.scales=[0.5,1.0]",
+                     "hydra.run.dir=eval", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test"]
+    assert (tmp_path / "eval" / "images" / "test_masks.png").is_file()
+
+    cfg, task = load_trained_task(metrics["best_checkpoint"])
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.data, _convert_="all")
+    datamodule.setup("test")
+    samples = evenly_spaced_batch(datamodule.datasets["test"], 4, datamodule)
+    task.eval()
+    expected = prediction_grid(task, samples, datamodule)
+    task.train()  # as Lightning leaves it after trainer.test
+    assert np.array_equal(prediction_grid(task, samples, datamodule), expected)
+    assert task.training  # and put back as it was

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -61,9 +63,23 @@ def evenly_spaced_batch(dataset, count: int, datamodule=None) -> dict:
     return items_batch(dataset, np.linspace(0, len(dataset) - 1, min(count, len(dataset))), datamodule)
 
 
+@contextlib.contextmanager
+def evaluating(module: torch.nn.Module) -> Iterator[None]:
+    """The module in eval mode without gradients (batch norm on its running statistics, dropout
+    off), back in the mode it was in afterwards: a picture shows the predictions a test makes."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        module.train(was_training)
+
+
 def prediction_grid(pl_module: LightningModule, samples: dict, datamodule=None) -> np.ndarray:
-    """image | truth | prediction for a batch of samples, in the datamodule's palette."""
-    predictions = pl_module.predict_masks(samples["image"].to(pl_module.device))
+    """image | truth | prediction for a batch of samples, in the datamodule's palette, predicted in eval mode."""
+    with evaluating(pl_module):
+        predictions = pl_module.predict_masks(samples["image"].to(pl_module.device))
     return mask_grid(
         samples["image"],
         samples["mask"],
