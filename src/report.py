@@ -127,32 +127,43 @@ def differing_overrides(runs: list[Run]) -> list[str]:
     return [key for key in keys if len({run.overrides.get(key) for run in runs}) > 1]
 
 
-def ranked(runs: list[Run], monitor: str | None) -> list[Run]:
-    """Finished runs by their best monitored score (mode from their config), then the rest."""
+def monitors_of(runs: list[Run]) -> list[str]:
+    """The monitored metrics of the runs, the most common first (a sweep over tasks has several)."""
+    return [name for name, _ in Counter(run.monitor for run in runs if run.monitor).most_common()]
+
+
+def ranked(runs: list[Run], monitors: list[str]) -> list[Run]:
+    """Finished runs by their best monitored score (mode from their config), the runs of the most
+    common monitor first, then those of each other monitor; runs without a score last. Scores
+    of different monitors (val/dice, val/acc) are never ranked against each other."""
+
     def key(run: Run) -> tuple:
-        if run.best is None or run.monitor != monitor:
-            return (1, 0.0, run.name)
-        return (0, -run.best if run.monitor_mode == "max" else run.best, run.name)
+        if run.best is None or run.monitor not in monitors:
+            return (len(monitors), 0.0, run.name)
+        return (monitors.index(run.monitor), -run.best if run.monitor_mode == "max" else run.best, run.name)
 
     return sorted(runs, key=key)
 
 
 def table(runs: list[Run]) -> tuple[list[str], list[dict[str, Any]], str | None]:
-    """(columns, rows, monitor) of the report, rows ranked best first."""
-    monitor = Counter(run.monitor for run in runs if run.monitor).most_common(1)[0][0] if any(r.monitor for r in runs) else None
+    """(columns, rows, monitor) of the report, rows ranked best first: a "best <monitor>" column
+    for each monitor the runs used, each run's score in its own monitor's column."""
+    monitors = monitors_of(runs)
+    monitor = monitors[0] if monitors else None
     keys = differing_overrides(runs)
     logged = {name for run in runs for part in ("fit", "test") for name in run.metrics.get(part, {})}
     scores = [f"{split}/{score}" for split in ("val", "test") for score in SCORES if f"{split}/{score}" in logged]
-    columns = ["run", "state", *keys, f"best {monitor}", "best epoch", "epochs", *scores, "wall time (s)", "error"]
+    best_columns = [f"best {name}" for name in monitors] or [f"best {monitor}"]
+    columns = ["run", "state", *keys, *best_columns, "best epoch", "epochs", *scores, "wall time (s)", "error"]
     rows = []
-    for run in ranked(runs, monitor):
+    for run in ranked(runs, monitors):
         values = {**run.metrics.get("fit", {}), **run.metrics.get("test", {})}
         best_epoch = run.metrics.get("best_epoch")
         rows.append({
             "run": run.name,
             "state": run.state,
             **{key: run.overrides.get(key, "") for key in keys},
-            f"best {monitor}": run.best,
+            **{column: run.best if column == f"best {run.monitor}" else None for column in best_columns},
             "best epoch": None if best_epoch is None else best_epoch + 1,  # counted from 1, like "epochs"
             "epochs": run.metrics.get("epochs_completed"),
             **{name: values.get(name) for name in scores},
@@ -251,10 +262,11 @@ def write_report(sweep_dir: Path, output_dir: Path | None = None) -> tuple[str, 
         text = ("Mean ± standard deviation (sample, n - 1) over seeds, per configuration:\n\n" + markdown(group_columns, group_rows)
                 + "\nEvery run:\n\n" + text)  # fmt: skip
         with (output_dir / "report_seeds.csv").open("w", newline="") as file:
-            columns_out = [c for c in group_columns if c not in group_rows[0] or not isinstance(group_rows[0][c], tuple)]
-            for c in group_columns:
-                if isinstance(group_rows[0].get(c), tuple):
-                    columns_out += [f"{c} mean", f"{c} std"]
+            # A score column is one that any group has (mean, std, n) in: a score the first group lacks is still written.
+            score_columns = [c for c in group_columns if any(isinstance(row.get(c), tuple) for row in group_rows)]
+            columns_out = [c for c in group_columns if c not in score_columns]
+            for c in score_columns:
+                columns_out += [f"{c} mean", f"{c} std"]
             writer = csv.DictWriter(file, fieldnames=columns_out, extrasaction="ignore")
             writer.writeheader()
             for row in group_rows:
@@ -263,7 +275,9 @@ def write_report(sweep_dir: Path, output_dir: Path | None = None) -> tuple[str, 
                     if isinstance(v, tuple):
                         flat[f"{k} mean"], flat[f"{k} std"] = v[0], v[1]
                 writer.writerow(flat)
-    (output_dir / "report.md").write_text(f"# Sweep {sweep_dir}\n\nRanked by {monitor}.\n\n" + text)
+    others = monitors_of(runs)[1:]
+    ranking = f"Ranked by {monitor}" + (f"; then the runs that monitor {', '.join(others)}, each ranked by its own" if others else "")
+    (output_dir / "report.md").write_text(f"# Sweep {sweep_dir}\n\n{ranking}.\n\n" + text)
     with (output_dir / "report.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()

@@ -100,3 +100,33 @@ def test_runs_that_differ_only_in_seed_are_reported_as_mean_and_std_per_configur
         assert f"{np.mean(test):.4f} ± {np.std(test, ddof=1):.4f}" in text
     first = max(scores, key=lambda lr: np.mean([v[0] for v in scores[lr]]))
     assert list(rows)[0] == first  # best mean first
+
+
+def test_runs_of_different_monitors_get_a_column_each_and_are_not_ranked_together(tmp_path):
+    segmentation = {"monitor": "val/dice", "best_score": 0.6, "best_epoch": 0, "epochs_completed": 1, "wall_time_s": 1.0,
+                    "fit": {"val/dice": 0.6}, "test": {"test/dice": 0.6}}  # fmt: skip
+    classification = {"monitor": "val/acc", "best_score": 0.9, "best_epoch": 0, "epochs_completed": 1, "wall_time_s": 1.0,
+                      "fit": {"val/acc": 0.9}, "test": {"test/acc": 0.9}}  # fmt: skip
+    for index, (metrics, task) in enumerate([(segmentation, "segmentation"), (dict(segmentation, best_score=0.7), "segmentation"),
+                                             (classification, "classification")]):  # fmt: skip
+        _fake_run(tmp_path / str(index), {"status": "completed", "pid": 1}, metrics, [f"task={task}", f"seed={index}"])
+        (tmp_path / str(index) / "config.yaml").write_text(f"monitor: {metrics['monitor']}\nmonitor_mode: max\n")
+    text, _ = write_report(tmp_path)
+    with (tmp_path / "report.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [row["run"] for row in rows] == ["1", "0", "2"]  # val/dice runs ranked, then the val/acc one
+    assert rows[2]["best val/acc"] == "0.9" and rows[2]["best val/dice"] == ""
+    assert rows[0]["best val/dice"] == "0.7" and rows[0]["best val/acc"] == ""
+    assert "then the runs that monitor val/acc" in (tmp_path / "report.md").read_text()
+
+
+def test_report_seeds_csv_keeps_a_score_that_the_first_configuration_lacks(tmp_path):
+    for index, (lr, seed) in enumerate((lr, seed) for lr in ("0.1", "0.2") for seed in (1, 2)):
+        test = {"test/acc": 0.5} if lr == "0.1" else {"test/acc": 0.6, "test/top5": 0.7}
+        metrics = {"monitor": "val/acc", "best_score": 0.5, "best_epoch": 0, "epochs_completed": 1, "wall_time_s": 1.0,
+                   "fit": {"val/acc": 0.5}, "test": test}  # fmt: skip
+        _fake_run(tmp_path / str(index), {"status": "completed", "pid": 1}, metrics, [f"optimizer.lr={lr}", f"seed={seed}"])
+    write_report(tmp_path)
+    with (tmp_path / "report_seeds.csv").open() as file:
+        rows = {row["optimizer.lr"]: row for row in csv.DictReader(file)}
+    assert float(rows["0.2"]["test/top5 mean"]) == pytest.approx(0.7) and rows["0.1"]["test/top5 mean"] == ""
