@@ -184,3 +184,12 @@ def test_eval_draws_its_pictures_in_eval_mode_and_writes_metrics_first(train_run
     task.train()  # as Lightning leaves it after trainer.test
     assert np.array_equal(prediction_grid(task, samples, datamodule), expected)
     assert task.training  # and put back as it was
+
+
+@pytest.mark.parametrize("arch", ["Unet", "UnetPlusPlus", "FPN"])
+def test_smp_encoder_depth_alone_gives_a_decoder_of_that_depth(arch):
+    from src.models.smp_net import SMPNet
+
+    net = SMPNet(arch=arch, encoder="resnet18", encoder_depth=3).eval()
+    with torch.no_grad():
+        assert net(torch.randn(1, 3, 64, 64)).shape == (1, 2, 64, 64)

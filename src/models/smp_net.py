@@ -8,6 +8,8 @@ logits back, and turns an offline weights download into a message that says what
 
 from __future__ import annotations
 
+import inspect
+
 from typing import Any
 
 import torch
@@ -44,6 +46,10 @@ class SMPNet(SizePreserving):
         settings = dict(options or {})
         if encoder_depth is not None:
             settings["encoder_depth"] = encoder_depth
+            default = inspect.signature(getattr(smp, known[arch.lower()]).__init__).parameters.get("decoder_channels")
+            if "decoder_channels" not in settings and default is not None and isinstance(default.default, (tuple, list)):
+                # U-Net-like decoders take one width per encoder stage: the default's last ones, ending at the same width
+                settings["decoder_channels"] = list(default.default)[-encoder_depth:]
         try:
             self.model = smp.create_model(known[arch.lower()], encoder_name=encoder, encoder_weights=encoder_weights,
                                           in_channels=in_channels, classes=num_classes, **settings)  # fmt: skip
