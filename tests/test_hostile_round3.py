@@ -193,3 +193,39 @@ def test_smp_encoder_depth_alone_gives_a_decoder_of_that_depth(arch):
     net = SMPNet(arch=arch, encoder="resnet18", encoder_depth=3).eval()
     with torch.no_grad():
         assert net(torch.randn(1, 3, 64, 64)).shape == (1, 2, 64, 64)
+
+
+def test_val_or_test_fraction_that_leaves_a_split_empty_names_the_key(tmp_path):
+    from src.data.files import DatasetError
+    from tests.fixtures import make_folder
+
+    root = make_folder(tmp_path / "data", count=10, coding="index")
+    with pytest.raises(DatasetError, match=r"data.val_fraction=0 leaves no val pairs of 9"):
+        folder_module(root, num_classes=3, val_fraction=0).list_split("train")
+    with pytest.raises(DatasetError, match=r"data.test_fraction=1 takes all 10 pairs for test"):
+        folder_module(root, num_classes=3, test_fraction=1).list_split("train")
+
+
+def test_a_phone_photo_with_an_exif_orientation_is_read_as_displayed_with_its_mask(tmp_path):
+    from src.data.files import read_image
+    from tests.fixtures import blob_mask, red_on_blue
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "data" / "images").mkdir(parents=True)
+    (tmp_path / "data" / "masks").mkdir()
+    for index in range(10):
+        shown = blob_mask(rng, 60, 40)  # as displayed: 40 wide, 60 high
+        photo = red_on_blue(shown, rng)
+        stored = np.rot90(photo, 1)  # stored turned; orientation 6 says: turn 90 degrees clockwise to display
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        Image.fromarray(np.ascontiguousarray(stored)).save(tmp_path / "data" / "images" / f"p{index}.jpg", exif=exif, quality=98)
+        Image.fromarray(shown.astype(np.uint8)).save(tmp_path / "data" / "masks" / f"p{index}.png")
+    path = tmp_path / "data" / "images" / "p0.jpg"
+    assert Image.open(path).size == (60, 40)  # stored
+    assert read_image(path).shape == (60, 40, 3)  # displayed (src.predict reads its inputs with this too)
+    dm = folder_module(tmp_path / "data", num_classes=2)
+    for sample in dm.list_split("train"):
+        image, mask = dm.read_sample(sample)
+        red = image[..., 0].astype(int) > image[..., 2].astype(int)  # the fixture paints class 1 red
+        assert (red == (mask == 1)).mean() > 0.95

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 # Refuse decompression bombs with a clear error instead of exhausting memory.
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000
@@ -41,10 +41,12 @@ def to_8_bit(image: Image.Image) -> Image.Image:
 
 def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
     """Any image file as H x W x C uint8 (grey, palette and alpha images converted to ``mode``;
-    16-bit images scaled to 8 bits)."""
+    16-bit images scaled to 8 bits), turned as it is displayed: a phone photo's EXIF orientation
+    tag is applied (its mask, drawn on the displayed photo, has the displayed orientation)."""
     try:
-        with Image.open(path) as image:
-            image.load()
+        with Image.open(path) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened)  # a copy when turned, the same image when not
             eight_bit = to_8_bit(image) if image.mode in HIGH_BIT_DEPTH else image
             return np.asarray(eight_bit.convert(mode)).reshape(image.height, image.width, -1)
     except FileNotFoundError:

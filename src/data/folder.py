@@ -227,15 +227,26 @@ class FolderDataModule(FileSegmentationDataModule):
                 how = "lists"
             else:
                 rest, test = seeded_split(list(pairs), self.test_fraction, self.seed)
+                self._fraction_leaves_pairs("test_fraction", self.test_fraction, len(pairs), rest, test)
                 samples = {"train": [pairs[n] for n in rest], "test": [pairs[n] for n in test]}
                 how = "fractions"
         if "val" not in samples:  # a seeded fraction of the training pairs
             by_name = {s.name: s for s in samples["train"]}
             train, val = seeded_split(list(by_name), self.val_fraction, self.seed)
+            self._fraction_leaves_pairs("val_fraction", self.val_fraction, len(by_name), train, val)
             samples["train"], samples["val"] = [by_name[n] for n in train], [by_name[n] for n in val]
         if "test" not in samples:
             samples["test"] = samples["val"]
         return how, samples
+
+    def _fraction_leaves_pairs(self, key: str, fraction: float, count: int, kept: list, taken: list) -> None:
+        split = key.removesuffix("_fraction")
+        if count and not taken:
+            raise DatasetError(f"data.{key}={fraction} leaves no {split} pairs of {count}: set it between 0 and 1 (e.g. 0.1), "
+                               f"or give the {split} split as images/{split}/ or splits/{split}.txt")  # fmt: skip
+        if count and not kept:
+            raise DatasetError(f"data.{key}={fraction} takes all {count} pairs for {split}, leaving none to train on: "
+                               "set it between 0 and 1 (e.g. 0.1)")  # fmt: skip
 
     @staticmethod
     def _listed(pairs: dict[str, Sample], name: str, list_file: Path) -> Sample:
