@@ -19,7 +19,6 @@ import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
-from PIL import Image
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.confusion import ConfusionMatrixReport
@@ -30,6 +29,7 @@ from src.utils.checkpoint import load_net_weights, read_run_config, register_che
 from src.utils.instantiate import build_task
 from src.utils.log import get_logger, route_library_logs
 from src.utils.run import exit_on_bad_input, headline, write_json, write_resolved_config
+from src.utils.atomic import save_image
 
 log = get_logger(__name__)
 
@@ -47,7 +47,7 @@ def write_test_masks(task, datamodule, path: Path, count: int = 8) -> None:
     """image | truth | prediction for evenly spaced test images (segmentation tasks only)."""
     grid = prediction_grid(task, evenly_spaced_batch(datamodule.datasets["test"], count, datamodule), datamodule)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(path)
+    save_image(grid, path)
 
 
 def evaluate(cfg: DictConfig) -> dict:

@@ -29,6 +29,7 @@ from src.metrics import hard_predictions
 from src.utils.instantiate import load_trained_task
 from src.utils.log import get_logger
 from src.utils.run import exit_on_bad_input
+from src.utils.atomic import write_text
 
 log = get_logger(__name__)
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
@@ -131,7 +132,7 @@ def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3) -> dict
     info = sidecar(cfg, task, fmt, path.name, multiple, int(reference.shape[1]), palette)
     info["checked"] = {"on": source, "runs": checked}
     info["checkpoint"] = str(ckpt_path)
-    (out / "model.json").write_text(json.dumps(info, indent=2) + "\n")
+    write_text(out / "model.json", json.dumps(info, indent=2) + "\n")
     log.info(f"Exported {path} ({path.stat().st_size / 2**20:.1f} MB) and model.json; checked on {source} at "
              + ", ".join(f"{h}x{w}" for h, w in sizes) + f": largest logit difference {worst:.2e}, masks identical")  # fmt: skip
     return info

@@ -13,11 +13,14 @@ sliding windows for large photos), and the logits resized back before the class 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import hydra
 import numpy as np
@@ -41,6 +44,7 @@ from src.utils.checkpoint import register_checkpoint_config
 from src.utils.instantiate import load_trained_task
 from src.utils.log import get_logger
 from src.utils.run import exit_on_bad_input
+from src.utils.atomic import save_image
 
 log = get_logger(__name__)
 
@@ -69,8 +73,8 @@ def write_prediction(image: np.ndarray, mask: np.ndarray, palette: np.ndarray, o
     """The mask as a palette PNG (pixel values are class ids) and its overlay on the image."""
     mask_image = Image.fromarray(mask.astype(np.uint8))  # mode L; putpalette makes it P, values kept
     mask_image.putpalette(palette[:256].astype(np.uint8).flatten().tolist())
-    mask_image.save(out / f"{stem}_mask.png")
-    Image.fromarray(overlay(image, mask, palette)).save(out / f"{stem}_overlay.png")
+    save_image(mask_image, out / f"{stem}_mask.png")
+    save_image(overlay(image, mask, palette), out / f"{stem}_overlay.png")
 
 
 @dataclass
@@ -149,18 +153,59 @@ def predict(
     """Masks and overlays for the images at ``source``, from a checkpoint (PyTorch) or, with
     ``onnx_path``, an exported model.onnx (onnxruntime); both write the same files."""
     predictor = onnx_predictor(onnx_path, overrides) if onnx_path else torch_predictor(ckpt_path, overrides)
-    size, channels, device = predictor.image_size, predictor.in_channels, predictor.device
     resize = resize or predictor.resize
     if resize not in RESIZE_POLICIES:
         raise ValueError(f"resize must be one of {RESIZE_POLICIES}, got {resize!r}")
-    mean, std = predictor.mean_std
-    palette = predictor.palette
-    if len(palette) > 256:
+    if len(predictor.palette) > 256:
         raise ValueError("more than 256 classes do not fit a palette PNG")
     files = image_files(source)
     stems = output_stems(files)
     out.mkdir(parents=True, exist_ok=True)
     written, failed = [], []
+    try:
+        with signals_raise():
+            _predict_files(predictor, files, stems, out, batch_size, resize, written, failed)
+    except Interrupted as interruption:
+        left = [str(path) for path in files if str(path) not in written and str(path) not in failed]
+        log.warning(
+            f"Interrupted by {interruption.name} after {len(written)} of {len(files)} inputs: their masks and overlays "
+            f"are whole in {out}; not done ({len(left)}): {', '.join(left[:5])}{' ...' if len(left) > 5 else ''}"
+        )
+        raise SystemExit(128 + interruption.signum) from None
+    log.info(f"Wrote {len(written)} masks and overlays to {out}" + (f"; {len(failed)} files unreadable: {failed}" if failed else ""))
+    return {"written": written, "failed": failed}
+
+
+class Interrupted(Exception):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum, self.name = signum, signal.Signals(signum).name
+
+
+@contextlib.contextmanager
+def signals_raise() -> Iterator[None]:
+    """SIGTERM and Ctrl-C raise Interrupted between two statements, so that the loop stops with
+    every file it wrote whole (each is written atomically) and can say which inputs were done."""
+    if threading.current_thread() is not threading.main_thread():  # signal handlers live in the main thread only
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _predict_files(predictor: Predictor, files: list[Path], stems: dict[Path, str], out: Path, batch_size: int, resize: str,
+                   written: list[str], failed: list[str]) -> None:  # fmt: skip
+    size, channels, device = predictor.image_size, predictor.in_channels, predictor.device
+    mean, std = predictor.mean_std
+    palette = predictor.palette
     for start in track(range(0, len(files), batch_size), description=f"Predicting {len(files)} images"):
         images, names = [], []
         for path in files[start : start + batch_size]:
@@ -189,8 +234,6 @@ def predict(
             for (image, path), mask in zip(group, masks):
                 write_prediction(image, mask, palette, out, stems[path])
                 written.append(str(path))
-    log.info(f"Wrote {len(written)} masks and overlays to {out}" + (f"; {len(failed)} files unreadable: {failed}" if failed else ""))
-    return {"written": written, "failed": failed}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

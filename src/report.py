@@ -31,6 +31,7 @@ import yaml
 from src.utils.bootstrap import paired_comparison, read_per_image
 from src.utils.log import configure_console_logging, get_logger
 from src.utils.run import STATUS_FILE
+from src.utils.atomic import replacing, save_figure, write_text
 
 log = get_logger(__name__)
 
@@ -245,7 +246,7 @@ def bar_chart(rows: list[dict[str, Any]], keys: list[str], monitor: str | None, 
     axes.set_xlabel(monitor or "score")
     axes.legend(loc="lower right", fontsize="small")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    save_figure(figure, path, dpi=100)
     plt.close(figure)
 
 
@@ -261,7 +262,7 @@ def write_report(sweep_dir: Path, output_dir: Path | None = None) -> tuple[str, 
         group_columns, group_rows = grouped
         text = ("Mean ± standard deviation (sample, n - 1) over seeds, per configuration:\n\n" + markdown(group_columns, group_rows)
                 + "\nEvery run:\n\n" + text)  # fmt: skip
-        with (output_dir / "report_seeds.csv").open("w", newline="") as file:
+        with replacing(output_dir / "report_seeds.csv") as temporary, temporary.open("w", newline="") as file:
             # A score column is one that any group has (mean, std, n) in: a score the first group lacks is still written.
             score_columns = [c for c in group_columns if any(isinstance(row.get(c), tuple) for row in group_rows)]
             columns_out = [c for c in group_columns if c not in score_columns]
@@ -277,8 +278,8 @@ def write_report(sweep_dir: Path, output_dir: Path | None = None) -> tuple[str, 
                 writer.writerow(flat)
     others = monitors_of(runs)[1:]
     ranking = f"Ranked by {monitor}" + (f"; then the runs that monitor {', '.join(others)}, each ranked by its own" if others else "")
-    (output_dir / "report.md").write_text(f"# Sweep {sweep_dir}\n\n{ranking}.\n\n" + text)
-    with (output_dir / "report.csv").open("w", newline="") as file:
+    write_text(output_dir / "report.md", f"# Sweep {sweep_dir}\n\n{ranking}.\n\n" + text)
+    with replacing(output_dir / "report.csv") as temporary, temporary.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)

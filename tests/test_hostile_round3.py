@@ -229,3 +229,37 @@ def test_a_phone_photo_with_an_exif_orientation_is_read_as_displayed_with_its_ma
         image, mask = dm.read_sample(sample)
         red = image[..., 0].astype(int) > image[..., 2].astype(int)  # the fixture paints class 1 red
         assert (red == (mask == 1)).mean() > 0.95
+
+
+def test_sigterm_to_predict_leaves_only_whole_files_and_says_what_was_done(train_run, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    _, metrics = train_run("debug=fast")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(60):
+        Image.fromarray(rng.integers(0, 255, (700, 900, 3), dtype=np.uint8)).save(photos / f"p{index:02d}.png")
+    out = tmp_path / "out"
+    process = subprocess.Popen([sys.executable, "-m", "src.predict", f"ckpt_path={metrics['best_checkpoint']}", f"input={photos}",
+                                f"output={out}", "batch_size=1"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*_overlay.png"))) < 3:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    written = sorted(out.glob("*.png"))
+    assert 3 <= len([p for p in written if p.name.endswith("_overlay.png")]) < 60
+    for path in written:
+        with Image.open(path) as image:
+            image.load()  # a truncated PNG raises here
+    assert not list(out.glob(".*")), "no temporary files left"
+    assert "Interrupted by SIGTERM after" in stdout + stderr and "not done" in stdout + stderr

@@ -14,6 +14,7 @@ from rich.table import Table
 from src.callbacks.figures import TestReport, publish_figure
 from src.utils.log import get_logger, plain_text
 from src.metrics import per_class_table
+from src.utils.atomic import replacing
 
 log = get_logger(__name__)
 
@@ -57,7 +58,7 @@ def per_class_text(rows: list[dict]) -> str:
 
 
 def write_per_class_csv(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="") as file:
+    with replacing(path) as temporary, temporary.open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

@@ -7,6 +7,7 @@ from pathlib import Path
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
+from src.utils.atomic import save_figure
 
 
 class TestReport(Callback):
@@ -22,4 +23,4 @@ def publish_figure(trainer: Trainer, figure: Figure, tag: str, save_dir: Path | 
             logger.experiment.add_figure(tag, figure, global_step=trainer.global_step)
     if save_dir is not None:
         save_dir.mkdir(parents=True, exist_ok=True)
-        figure.savefig(save_dir / filename, dpi=100)
+        save_figure(figure, save_dir / filename, dpi=100)

@@ -11,12 +11,12 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from PIL import Image
 import cv2
 
 from src.data.items import pad_collate
 from src.data.palettes import colourise, voc_palette
 from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalise
+from src.utils.atomic import save_image
 
 SEPARATOR = 2  # pixels of white between panels
 
@@ -119,4 +119,4 @@ class MaskImageLogger(Callback):
                 logger.experiment.add_image("val/masks", grid, global_step=trainer.global_step, dataformats="HWC")
         if self.save_dir is not None:
             self.save_dir.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(grid).save(self.save_dir / "val_masks.png")
+            save_image(grid, self.save_dir / "val_masks.png")

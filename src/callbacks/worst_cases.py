@@ -9,11 +9,11 @@ from pathlib import Path
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from PIL import Image
 
 from src.callbacks.figures import TestReport
 from src.callbacks.mask_images import items_batch, prediction_grid
 from src.metrics import metric_key
+from src.utils.atomic import replacing, save_image
 
 
 def ranked_worst_first(rows: list[dict]) -> list[dict]:
@@ -28,7 +28,7 @@ def write_per_image_csv(rows: list[dict], class_names: list[str], path: Path) ->
     per_class = len(class_names) > 2
     keys = [metric_key(n) for n in class_names]
     counts = "intersection_per_class" in (rows[0] if rows else {})
-    with path.open("w", newline="") as file:
+    with replacing(path) as temporary, temporary.open("w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["name", "dice", "iou", "acc"] + ([f"iou_{k}" for k in keys] if per_class else [])
                         + ([f"inter_{k}" for k in keys] + [f"union_{k}" for k in keys] if counts else []))  # fmt: skip
@@ -66,4 +66,4 @@ class WorstCases(TestReport):
             if isinstance(logger, TensorBoardLogger):
                 logger.experiment.add_image("test/worst", grid, global_step=trainer.global_step, dataformats="HWC")
         if self.save_dir is not None:
-            Image.fromarray(grid).save(self.save_dir / "worst_test.png")
+            save_image(grid, self.save_dir / "worst_test.png")

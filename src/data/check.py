@@ -15,7 +15,6 @@ from pathlib import Path
 import hydra
 import numpy as np
 from omegaconf import DictConfig
-from PIL import Image
 from rich.table import Table
 
 from src.data.datamodule import SegmentationDataModule
@@ -27,6 +26,7 @@ from src.data.palettes import overlay
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.utils.log import get_logger, plain_text
 from src.utils.run import write_json
+from src.utils.atomic import save_image
 
 log = get_logger(__name__)
 
@@ -124,7 +124,7 @@ def main(cfg: DictConfig) -> None:
     if report["cells"]:
         grid_path = run_dir / "samples.png"
         grid_path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(sample_grid(report["cells"])).save(grid_path)
+        save_image(sample_grid(report["cells"]), grid_path)
         log.info(f"samples with their masks overlaid: {grid_path}")
     write_json(run_dir / "data_check.json", {k: v for k, v in report.items() if k != "cells"})
 

@@ -16,6 +16,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from src.utils.log import get_logger
+from src.utils.atomic import write_text
 
 log = get_logger(__name__)
 traceback_log = get_logger("src.tracebacks")  # DEBUG records: the run's log file only (conf/hydra/job_logging)
@@ -48,13 +49,13 @@ def json_ready(value: Any) -> Any:
 @rank_zero_only
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(json_ready(data), indent=2) + "\n")
+    write_text(path, json.dumps(json_ready(data), indent=2) + "\n")
 
 
 @rank_zero_only
 def write_resolved_config(cfg: DictConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 
 
 HEADLINE_SCORES = ("test/dice", "test/dice_per_image", "test/miou", "test/acc", "test/top5")
