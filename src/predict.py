@@ -44,7 +44,7 @@ from src.utils.checkpoint import register_checkpoint_config
 from src.utils.instantiate import load_trained_task
 from src.utils.log import get_logger
 from src.utils.run import exit_on_bad_input
-from src.utils.atomic import save_image
+from src.utils.atomic import save_image, writable_folder
 
 log = get_logger(__name__)
 
@@ -160,7 +160,7 @@ def predict(
         raise ValueError("more than 256 classes do not fit a palette PNG")
     files = image_files(source)
     stems = output_stems(files)
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out, "output")
     written, failed = [], []
     try:
         with signals_raise():

@@ -263,3 +263,21 @@ def test_sigterm_to_predict_leaves_only_whole_files_and_says_what_was_done(train
             image.load()  # a truncated PNG raises here
     assert not list(out.glob(".*")), "no temporary files left"
     assert "Interrupted by SIGTERM after" in stdout + stderr and "not done" in stdout + stderr
+
+
+def test_export_and_predict_to_a_place_that_cannot_be_written_is_one_line(train_run, tmp_path):
+    _, metrics = train_run("debug=fast")
+    (tmp_path / "a_file").write_text("not a folder")
+    for program, extra in [("src.export", []), ("src.predict", [f"input={tmp_path / 'a_file'}"])]:
+        result = run_cli(program, f"ckpt_path={metrics['best_checkpoint']}", f"output={tmp_path / 'a_file' / 'out'}", *extra, cwd=tmp_path)
+        assert result.returncode == 1, result.stderr[-2000:]
+        assert f"output={tmp_path / 'a_file' / 'out'}: cannot write there" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_failed_export_check_leaves_no_model_file(train_run, tmp_path):
+    from src.export import export
+
+    _, metrics = train_run("debug=fast")
+    with pytest.raises(ValueError, match="does not reproduce the PyTorch net"):
+        export(metrics["best_checkpoint"], "onnx", tmp_path / "exported", tolerance=-1.0)  # no difference passes
+    assert not list((tmp_path / "exported").iterdir())

@@ -27,6 +27,20 @@ def replacing(path: str | Path) -> Iterator[Path]:
         temporary.unlink(missing_ok=True)
 
 
+def writable_folder(folder: str | Path, key: str) -> Path:
+    """``folder``, created if need be; a place that cannot be written (no permission, a file in the
+    way) is refused naming the key that chose it."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".seglab_write_probe.{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"{key}={folder}: cannot write there ({error.strerror or error}); choose a writable folder with {key}=...") from None
+    return folder
+
+
 def write_text(path: str | Path, text: str) -> None:
     with replacing(path) as temporary:
         temporary.write_text(text)
