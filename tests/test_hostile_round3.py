@@ -281,3 +281,15 @@ def test_a_failed_export_check_leaves_no_model_file(train_run, tmp_path):
     with pytest.raises(ValueError, match="does not reproduce the PyTorch net"):
         export(metrics["best_checkpoint"], "onnx", tmp_path / "exported", tolerance=-1.0)  # no difference passes
     assert not list((tmp_path / "exported").iterdir())
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("task.inference.scales=[0.01]", "task.inference.scales: 0.01 turns a 32x32 image into less than one pixel"),
+    ("task.inference.overlap=1.5", "task.inference.overlap must be in [0, 1), got 1.5"),
+])  # fmt: skip
+def test_bad_inference_settings_in_eval_are_one_line(train_run, tmp_path, setting, message):
+    _, metrics = train_run("debug=fast")
+    result = run_cli("src.eval", f"ckpt_path={metrics['best_checkpoint']}", setting, "hydra.run.dir=eval", cwd=tmp_path)
+    assert result.returncode == 1
+    assert message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and "full_key" not in result.stderr and "HYDRA_FULL_ERROR" not in result.stderr

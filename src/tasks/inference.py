@@ -56,6 +56,11 @@ class Inference:
         total = None
         views = 0
         for scale in self.scales:
+            if min(round(size[0] * scale), round(size[1] * scale)) < 1:
+                raise ValueError(
+                    f"task.inference.scales: {scale} turns a {size[1]}x{size[0]} image into less than one pixel; "
+                    "use scales near 1 (e.g. [0.75, 1.0, 1.25])"
+                )
             scaled = images if scale == 1 else F.interpolate(images, scale_factor=scale, mode="bilinear", align_corners=False)
             for flip in (False, True) if self.hflip else (False,):
                 view = scaled.flip(-1) if flip else scaled

@@ -171,7 +171,10 @@ def exit_on_bad_input(program: str) -> Iterator[None]:
     exit status 1, not a traceback."""
     try:
         yield
-    except (ValueError, KeyError, FileNotFoundError) as error:
-        message = error.args[0] if isinstance(error, KeyError) and error.args else error
-        log.error(f"{program}: {message}")
+    except Exception as error:
+        known = known_error(error)  # Hydra's InstantiationException unwrapped: one line, not its block
+        if known is None:
+            raise
+        log.error(f"{program}: {one_line(known)}")
+        traceback_log.debug("The traceback of that error:", exc_info=error)
         raise SystemExit(1) from None
