@@ -57,6 +57,18 @@ def train_run(tmp_path):
     return run
 
 
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """One debug=fast training run of the default data and narrow U-Net, shared by every test that
+    only reads its checkpoint (eval, predict, export, hostile inputs): (run_dir, metrics.json).
+    Tests must not change its files; copy them to tmp_path first."""
+    from src.train import train
+
+    run_dir = tmp_path_factory.mktemp("trained") / "run"
+    train(compose_config("train", tiny(["debug=fast"]), run_dir))
+    return run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
 def run_cli(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python -m <args>` from `cwd` with the project importable, as a user would."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}

@@ -23,8 +23,8 @@ def test_eval_of_the_best_checkpoint_repeats_the_training_runs_test_metrics(trai
         assert (out / written).is_file(), written
 
 
-def test_eval_command_writes_into_hydra_run_dir_with_its_log_and_refuses_unknown_keys(train_run, tmp_path):
-    _, metrics = train_run("debug=fast")
+def test_eval_command_writes_into_hydra_run_dir_with_its_log_and_refuses_unknown_keys(trained_run, tmp_path):
+    _, metrics = trained_run
     ckpt = f"ckpt_path={metrics['best_checkpoint']}"
     result = run_cli("src.eval", ckpt, f"hydra.run.dir={tmp_path / 'x'}", "data.batch_size=4", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
@@ -38,8 +38,8 @@ def test_eval_command_writes_into_hydra_run_dir_with_its_log_and_refuses_unknown
     assert unknown.returncode == 1 and "no_such_key" in unknown.stderr and "Traceback" not in unknown.stderr
 
 
-def test_eval_overrides_keys_of_the_stored_config_and_names_unknown_ones(train_run, tmp_path):
-    _, metrics = train_run("debug=fast")
+def test_eval_overrides_keys_of_the_stored_config_and_names_unknown_ones(trained_run, tmp_path):
+    _, metrics = trained_run
     cfg = read_run_config(metrics["best_checkpoint"], ["data.batch_size=3"])
     assert cfg.data.batch_size == 3 and cfg.model.base_width == 4
     with pytest.raises(KeyError, match="data.no_such_key: not a key of the checkpoint's config"):

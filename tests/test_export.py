@@ -52,11 +52,11 @@ def test_exported_onnx_matches_pytorch_at_two_sizes(train_run, tmp_path, name):
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "pets").is_dir(), reason="../shared/data/pets is not present")
-def test_predict_with_onnxruntime_writes_the_masks_pytorch_writes(train_run, tmp_path):
+def test_predict_with_onnxruntime_writes_the_masks_pytorch_writes(trained_run, tmp_path):
     from src.export import export
     from src.predict import predict
 
-    _, metrics = train_run("debug=fast")
+    _, metrics = trained_run
     export(metrics["best_checkpoint"], "onnx", tmp_path / "exported")
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -72,10 +72,10 @@ def test_predict_with_onnxruntime_writes_the_masks_pytorch_writes(train_run, tmp
         assert np.array_equal(np.asarray(Image.open(mask)), np.asarray(Image.open(tmp_path / "onnx" / mask.name)))
 
 
-def test_a_truncated_onnx_file_or_a_disagreeing_model_json_is_one_line_naming_the_file(train_run, tmp_path):
+def test_a_truncated_onnx_file_or_a_disagreeing_model_json_is_one_line_naming_the_file(trained_run, tmp_path):
     from src.export import export
 
-    _, metrics = train_run("debug=fast")
+    _, metrics = trained_run
     export(metrics["best_checkpoint"], "onnx", tmp_path / "exported")
     exported = tmp_path / "exported" / "model.onnx"
     photo = tmp_path / "photo.png"

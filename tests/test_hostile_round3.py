@@ -160,11 +160,11 @@ def test_a_classes_csv_line_that_is_not_name_r_g_b_is_named_with_its_line(tmp_pa
         folder_module(root)
 
 
-def test_eval_draws_its_pictures_in_eval_mode_and_writes_metrics_first(train_run, tmp_path):
+def test_eval_draws_its_pictures_in_eval_mode_and_writes_metrics_first(trained_run, tmp_path):
     from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
     from src.utils.instantiate import load_trained_task
 
-    _, metrics = train_run("debug=fast")
+    _, metrics = trained_run
     # A small sliding window, one window a pass: batch norm in training mode cannot take its 1x1 bottleneck.
     result = run_cli("src.eval", f"ckpt_path={metrics['best_checkpoint']}", "task.inference.mode=slide",
                      "task.inference.window=8", "task.inference.batch=1", "task.inference.scales=[0.5,1.0]",
@@ -231,7 +231,7 @@ def test_a_phone_photo_with_an_exif_orientation_is_read_as_displayed_with_its_ma
         assert (red == (mask == 1)).mean() > 0.95
 
 
-def test_sigterm_to_predict_leaves_only_whole_files_and_says_what_was_done(train_run, tmp_path):
+def test_sigterm_to_predict_leaves_only_whole_files_and_says_what_was_done(trained_run, tmp_path):
     import os
     import signal
     import subprocess
@@ -240,7 +240,7 @@ def test_sigterm_to_predict_leaves_only_whole_files_and_says_what_was_done(train
 
     from tests.conftest import ROOT
 
-    _, metrics = train_run("debug=fast")
+    _, metrics = trained_run
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(0)
@@ -265,8 +265,8 @@ def test_sigterm_to_predict_leaves_only_whole_files_and_says_what_was_done(train
     assert "Interrupted by SIGTERM after" in stdout + stderr and "not done" in stdout + stderr
 
 
-def test_export_and_predict_to_a_place_that_cannot_be_written_is_one_line(train_run, tmp_path):
-    _, metrics = train_run("debug=fast")
+def test_export_and_predict_to_a_place_that_cannot_be_written_is_one_line(trained_run, tmp_path):
+    _, metrics = trained_run
     (tmp_path / "a_file").write_text("not a folder")
     for program, extra in [("src.export", []), ("src.predict", [f"input={tmp_path / 'a_file'}"])]:
         result = run_cli(program, f"ckpt_path={metrics['best_checkpoint']}", f"output={tmp_path / 'a_file' / 'out'}", *extra, cwd=tmp_path)
@@ -274,10 +274,10 @@ def test_export_and_predict_to_a_place_that_cannot_be_written_is_one_line(train_
         assert f"output={tmp_path / 'a_file' / 'out'}: cannot write there" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_failed_export_check_leaves_no_model_file(train_run, tmp_path):
+def test_a_failed_export_check_leaves_no_model_file(trained_run, tmp_path):
     from src.export import export
 
-    _, metrics = train_run("debug=fast")
+    _, metrics = trained_run
     with pytest.raises(ValueError, match="does not reproduce the PyTorch net"):
         export(metrics["best_checkpoint"], "onnx", tmp_path / "exported", tolerance=-1.0)  # no difference passes
     assert not list((tmp_path / "exported").iterdir())
@@ -287,8 +287,8 @@ def test_a_failed_export_check_leaves_no_model_file(train_run, tmp_path):
     ("task.inference.scales=[0.01]", "task.inference.scales: 0.01 turns a 32x32 image into less than one pixel"),
     ("task.inference.overlap=1.5", "task.inference.overlap must be in [0, 1), got 1.5"),
 ])  # fmt: skip
-def test_bad_inference_settings_in_eval_are_one_line(train_run, tmp_path, setting, message):
-    _, metrics = train_run("debug=fast")
+def test_bad_inference_settings_in_eval_are_one_line(trained_run, tmp_path, setting, message):
+    _, metrics = trained_run
     result = run_cli("src.eval", f"ckpt_path={metrics['best_checkpoint']}", setting, "hydra.run.dir=eval", cwd=tmp_path)
     assert result.returncode == 1
     assert message in result.stderr, result.stderr[-2000:]

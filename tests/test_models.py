@@ -200,8 +200,8 @@ def test_unavailable_pretrained_name_lists_the_choices():
         build("resnet34_unet", 2, 3, "model.pretrained=coco")
 
 
-def test_seglab_checkpoint_is_read_as_the_nets_weights(train_run):
-    run_dir, _ = train_run("debug=fast")
+def test_seglab_checkpoint_is_read_as_the_nets_weights(trained_run):
+    run_dir, _ = trained_run
     state = net_weights(run_dir / "checkpoints" / "best.ckpt")
     assert "head.weight" in state and not any(key.startswith("net.") for key in state)
 

@@ -8,8 +8,8 @@ from tests.conftest import run_cli
 from tests.fixtures import red_on_blue
 
 
-def test_predict_writes_a_mask_and_an_overlay_per_image_at_its_size(train_run, tmp_path, caplog):
-    _, metrics = train_run("debug=fast")
+def test_predict_writes_a_mask_and_an_overlay_per_image_at_its_size(trained_run, tmp_path, caplog):
+    _, metrics = trained_run
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(0)
@@ -36,8 +36,8 @@ def test_predict_writes_a_mask_and_an_overlay_per_image_at_its_size(train_run, t
     assert not (out / "broken_mask.png").exists()
 
 
-def test_predict_command_writes_into_its_run_directory_without_output(train_run, tmp_path):
-    _, metrics = train_run("debug=fast")
+def test_predict_command_writes_into_its_run_directory_without_output(trained_run, tmp_path):
+    _, metrics = trained_run
     rng = np.random.default_rng(0)
     Image.fromarray(red_on_blue(np.eye(40, dtype=np.uint8), rng)).save(tmp_path / "one.png")
     result = run_cli("src.predict", f"ckpt_path={metrics['best_checkpoint']}", f"input={tmp_path / 'one.png'}",

@@ -46,9 +46,12 @@ class SplitArrays:
 
 
 def seeded_split(names: Sequence[str], fraction: float, seed: int) -> tuple[list[str], list[str]]:
-    """Split sorted names into (rest, held-out fraction) the same way for the same seed."""
+    """Split sorted names into (rest, held-out fraction) the same way for the same seed; a fraction
+    above 0 of two or more names holds out at least one."""
     names = sorted(names)
     order = np.random.default_rng(seed).permutation(len(names))
     held = int(round(fraction * len(names)))
+    if fraction > 0 and held == 0 and len(names) > 1:  # a fraction of a few pairs still holds one out
+        held = 1
     held_out = {names[i] for i in order[:held]}
     return [n for n in names if n not in held_out], [n for n in names if n in held_out]
