@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from src.utils.checkpoint import (
     check_room_for_checkpoints,
     checkpoint_position,
     load_net_weights,
+    resume_command_line,
     resume_config,
 )
 from src.utils.hardware import auto_precision
@@ -204,4 +206,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = resume_command_line(sys.argv[1:])
     main()

@@ -293,3 +293,20 @@ def test_bad_inference_settings_in_eval_are_one_line(trained_run, tmp_path, sett
     assert result.returncode == 1
     assert message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr and "full_key" not in result.stderr and "HYDRA_FULL_ERROR" not in result.stderr
+
+
+def test_resume_takes_data_root_of_a_dataset_that_the_default_data_lacks(tmp_path):
+    from tests.fixtures import make_folder
+
+    root = make_folder(tmp_path / "data", count=12, coding="index")
+    common = ["data=folder", "data.num_classes=3", "trainer.max_epochs=1", "test=false", *tiny(["data=folder"])]
+    first = run_cli("src.train", *common, f"data.root={root}", "hydra.run.dir=first", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    shutil.move(root, tmp_path / "moved_data")
+    resumed = run_cli("src.train", "ckpt_path=first/checkpoints/last.ckpt", f"data.root={tmp_path / 'moved_data'}",
+                      "trainer.max_epochs=2", cwd=tmp_path)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    metrics = json.loads((tmp_path / "first" / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 2
+    mistyped = run_cli("src.train", "ckpt_path=first/checkpoints/last.ckpt", "data.rooot=x", cwd=tmp_path)
+    assert mistyped.returncode != 0 and "data.rooot" in mistyped.stderr

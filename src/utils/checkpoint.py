@@ -121,6 +121,28 @@ def register_checkpoint_config(argv: Sequence[str], program: str) -> None:
     ConfigStore.instance().store(name="checkpoint_config", node=stored)
 
 
+def resume_command_line(argv: Sequence[str]) -> list[str]:
+    """Before Hydra composes conf/train.yaml for a resume (``ckpt_path=`` on the command line):
+    an override of a key that the checkpoint's config has but conf/'s defaults lack (data.root of
+    a run on data=folder, when the default data=shapes has none) is made ``++key=value``, so that
+    Hydra lets it through to resume_config, which checks it against the checkpoint's config."""
+    given = next((arg.partition("=")[2] for arg in argv if arg.startswith("ckpt_path=")), None)
+    if not given:
+        return list(argv)
+    try:
+        stored = read_run_config(given.split(",")[0])
+    except Exception:  # a missing or foreign checkpoint: src.train names it in one line
+        return list(argv)
+    rewritten = []
+    for arg in argv:
+        key, separator, _ = arg.partition("=")
+        own = key.startswith(("+", "~", "-", "hydra.", "hydra/")) or key == "ckpt_path" or "." not in key
+        if separator and not own and OmegaConf.select(stored, key, default=_MISSING) is not _MISSING:
+            arg = f"++{arg}"
+        rewritten.append(arg)
+    return rewritten
+
+
 def resume_config(ckpt_path: str | Path, overrides: Sequence[str], groups: set[str], run_dir: str) -> DictConfig:
     """The config a resumed run continues with: the checkpoint's own (not conf/'s defaults), with
     the command line's key=value overrides applied (e.g. ``trainer.max_epochs=100``) and its
