@@ -28,7 +28,7 @@ from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
 from src.utils.checkpoint import load_net_weights, read_run_config, register_checkpoint_config
 from src.utils.instantiate import build_task
 from src.utils.log import get_logger, route_library_logs
-from src.utils.run import exit_on_bad_input, headline, write_json, write_resolved_config
+from src.utils.run import claim_for_writing, exit_on_bad_input, headline, write_json, write_resolved_config, write_status
 from src.utils.atomic import save_image
 
 log = get_logger(__name__)
@@ -86,8 +86,17 @@ def main(cfg: DictConfig) -> dict:
     route_library_logs()
     hydra_config = HydraConfig.get()
     overrides = [o for o in hydra_config.overrides.task if not o.startswith("ckpt_path=")]
+    run_dir = Path(hydra_config.runtime.output_dir)
     with exit_on_bad_input("python -m src.eval"):
-        return evaluate(evaluation_config(cfg.ckpt_path, overrides, hydra_config.runtime.output_dir))
+        claim_for_writing(run_dir)
+        write_status(run_dir, "running", started=time.time())
+        try:
+            summary = evaluate(evaluation_config(cfg.ckpt_path, overrides, str(run_dir)))
+        except BaseException as error:
+            write_status(run_dir, "interrupted" if isinstance(error, KeyboardInterrupt) else "failed", error=f"{type(error).__name__}: {error}")
+            raise
+        write_status(run_dir, "completed")
+        return summary
 
 
 if __name__ == "__main__":

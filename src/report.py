@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import statistics
 import socket
 import sys
@@ -30,7 +29,7 @@ import yaml
 
 from src.utils.bootstrap import paired_comparison, read_per_image
 from src.utils.log import configure_console_logging, get_logger
-from src.utils.run import STATUS_FILE
+from src.utils.run import STATUS_FILE, process_alive
 from src.utils.atomic import replacing, save_figure, write_text
 
 log = get_logger(__name__)
@@ -56,28 +55,28 @@ class Run:
         return self.metrics.get("best_score")
 
 
+class Unreadable(dict):
+    """A JSON file that is there but cannot be parsed (cut off by a full disk or a copy)."""
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
-    except (OSError, ValueError):
+    except FileNotFoundError:
         return None
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: it exists
-        return True
-    return True
+    except (OSError, ValueError) as error:
+        return Unreadable(error=f"{path.name} is unreadable ({error})")
 
 
 def _state(status: dict[str, Any] | None, metrics: dict[str, Any] | None) -> tuple[str, str]:
+    if isinstance(metrics, Unreadable):
+        return "incomplete", metrics["error"]
+    if isinstance(status, Unreadable):
+        return ("completed", "") if metrics is not None else ("incomplete", status["error"])
     if status is None:
         return ("completed", "") if metrics is not None else ("incomplete", "no run_status.json or metrics.json")
     state = status.get("status", "incomplete")
-    if state == "running" and status.get("host") == socket.gethostname() and not _process_alive(int(status["pid"])):
+    if state == "running" and status.get("host") == socket.gethostname() and not process_alive(int(status["pid"])):
         return "killed", f"process {status['pid']} ended without finishing the run"
     if state == "completed" and metrics is None:
         return "incomplete", "finished without metrics.json"

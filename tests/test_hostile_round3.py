@@ -310,3 +310,55 @@ def test_resume_takes_data_root_of_a_dataset_that_the_default_data_lacks(tmp_pat
     assert metrics["epochs_completed"] == 2
     mistyped = run_cli("src.train", "ckpt_path=first/checkpoints/last.ckpt", "data.rooot=x", cwd=tmp_path)
     assert mistyped.returncode != 0 and "data.rooot" in mistyped.stderr
+
+
+def test_an_image_size_below_the_nets_smallest_input_is_refused(train_run):
+    with pytest.raises(ValueError, match=r"data.image_size=1: src.models.unet.UNet takes inputs of at least 8 px"):
+        train_run("data.image_size=1")
+
+
+def test_an_rgba_mask_with_transparent_pixels_is_named_with_its_alpha(tmp_path):
+    from src.data.files import DatasetError
+    from tests.fixtures import make_folder
+
+    root = make_folder(tmp_path / "data", count=6, coding="rgb")
+    mask_path = sorted((root / "masks").glob("*.png"))[0]
+    colours = np.asarray(Image.open(mask_path).convert("RGB"))
+    alpha = np.where((colours == 0).all(-1), 0, 255).astype(np.uint8)  # background drawn transparent, stored white
+    stored = np.where(alpha[..., None] == 0, 255, colours).astype(np.uint8)
+    Image.fromarray(np.dstack([stored, alpha]), mode="RGBA").save(mask_path)
+    dm = folder_module(root)
+    sample = next(s for split in ("train", "val", "test") for s in dm.list_split(split) if s.mask == mask_path)
+    with pytest.raises(DatasetError, match=r"colours \(255, 255, 255\) are no class's colour.*alpha channel: \d+ of its pixels are transparent"):
+        dm.read_sample(sample)
+
+
+def test_report_says_a_truncated_metrics_json_is_unreadable(tmp_path):
+    from src.report import read_run
+
+    run = tmp_path / "0"
+    (run / ".hydra").mkdir(parents=True)
+    (run / "run_status.json").write_text(json.dumps({"status": "completed", "pid": 1, "host": "h", "time": 2.0, "started": 1.0}))
+    (run / "metrics.json").write_text('{"monitor": "val/dice", "best_sc')
+    result = read_run(run)
+    assert result.state == "incomplete" and "metrics.json is unreadable" in result.error
+
+
+def test_a_second_eval_into_a_folder_another_eval_is_writing_is_refused(trained_run, tmp_path):
+    import socket
+
+    _, metrics = trained_run
+    (tmp_path / "eval").mkdir()
+    other = __import__("subprocess").Popen(["sleep", "60"])
+    try:
+        (tmp_path / "eval" / "run_status.json").write_text(json.dumps(
+            {"status": "running", "pid": other.pid, "host": socket.gethostname(), "time": 1.0}))  # fmt: skip
+        result = run_cli("src.eval", f"ckpt_path={metrics['best_checkpoint']}", "hydra.run.dir=eval", cwd=tmp_path)
+    finally:
+        other.kill()
+        other.wait()  # reaped: the pid is gone
+    assert result.returncode == 1
+    assert f"hydra.run.dir={tmp_path / 'eval'}: another process (pid {other.pid}) is running there now" in result.stderr
+    done = run_cli("src.eval", f"ckpt_path={metrics['best_checkpoint']}", "hydra.run.dir=eval", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "eval" / "run_status.json").read_text())["status"] == "completed"

@@ -208,8 +208,8 @@ def test_an_image_size_the_model_cannot_train_on_fails_before_any_data_is_read(t
 
     monkeypatch.setattr(ShapesDataModule, "load_split", lambda *a: pytest.fail("data was read"))
     # One image a batch, and ResNet34's 32x downsampling leaves one value per channel for batch norm.
-    with pytest.raises(ValueError, match=r"data.image_size=16: src.models.resnet_unet.ResNetUNet cannot train on 1 x 3 x 16 x 16"):
-        train_run("model=resnet34_unet", "data.image_size=16", "data.batch_size=1")
+    with pytest.raises(ValueError, match=r"data.image_size=32: src.models.resnet_unet.ResNetUNet cannot train on 1 x 3 x 32 x 32"):
+        train_run("model=resnet34_unet", "data.image_size=32", "data.batch_size=1")
 
 
 def test_an_unknown_config_key_is_refused_naming_it(tmp_path):

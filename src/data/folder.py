@@ -92,6 +92,22 @@ def count_classes(root: str, classes: Sequence[Any] | None) -> int:
     return len(found)
 
 
+def transparency_note(path: Path) -> str:
+    """For an error about a mask's colours: how many of its pixels are transparent, whose colour is
+    only what the file stores under the alpha (often white or black), not what a viewer shows."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if "A" not in image.getbands() and "transparency" not in image.info:
+            return ""
+        alpha = np.asarray(image.convert("RGBA"))[..., 3]
+    clear = int((alpha == 0).sum())
+    if not clear:
+        return ""
+    return (f". The mask has an alpha channel: {clear} of its pixels are transparent, and their colour is what the file "
+            "stores under them; save the mask without transparency, with the background in its class's colour")  # fmt: skip
+
+
 class FolderDataModule(FileSegmentationDataModule):
     name = "folder"
 
@@ -284,7 +300,7 @@ class FolderDataModule(FileSegmentationDataModule):
             shown = ", ".join(f"({v >> 16}, {(v >> 8) & 255}, {v & 255})" for v in unknown[:5])
             raise DatasetError(
                 f"{path}: colours {shown}{' ...' if len(unknown) > 5 else ''} are no class's colour; known: "
-                + ", ".join(f"{c['name']} {tuple(c['colour'])}" for c in self.classes)
+                + ", ".join(f"{c['name']} {tuple(c['colour'])}" for c in self.classes) + transparency_note(path)
             )
         ids = np.array([lookup[v] for v in values.tolist()], dtype=np.uint8)
         return ids[inverse].reshape(codes.shape)

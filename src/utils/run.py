@@ -78,6 +78,30 @@ def resident_memory_mb() -> float | None:
         return None
 
 
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def claim_for_writing(run_dir: Path, key: str = "hydra.run.dir") -> None:
+    """Refuse a run directory that another live process on this host is writing (its
+    run_status.json says running): two runs in one folder would interleave their logs and
+    overwrite each other's files."""
+    try:
+        status = json.loads((run_dir / STATUS_FILE).read_text())
+    except (OSError, ValueError):
+        return
+    pid = status.get("pid")
+    if (status.get("status") == "running" and status.get("host") == socket.gethostname() and isinstance(pid, int)
+            and pid != os.getpid() and process_alive(pid)):  # fmt: skip
+        raise ValueError(f"{key}={run_dir}: another process (pid {pid}) is running there now; choose another folder")
+
+
 def write_status(run_dir: Path, status: str, **details: Any) -> None:
     """run_status.json: running (with the process id and host, to tell a live run from a killed
     one), completed, failed (with the error) or interrupted; src.report reads it. Also the
@@ -129,6 +153,7 @@ def report_run_dir(entry: Callable[[DictConfig], Any]) -> Callable[[DictConfig],
     def wrapped(cfg: DictConfig) -> Any:
         run_dir = Path(cfg.paths.output_dir)
         started = time.time()
+        claim_for_writing(run_dir)
         kept = {name: (run_dir / name).read_bytes() for name in (STATUS_FILE, "config.yaml") if (run_dir / name).is_file()}
         try:
             write_status(run_dir, "running", started=started)

@@ -62,6 +62,12 @@ def check_model_takes_the_data(cfg: DictConfig) -> None:
     channels = OmegaConf.select(cfg, "data.in_channels", default=3)
     with torch.device("meta"):
         net = instantiate(model_cfg, _convert_="all").train()
+        smallest = int(getattr(net, "size_multiple", 1))
+        if size < smallest:  # padded up to it, the net would run, learn next to nothing, and score 0 without a word
+            raise ConfigError(
+                f"data.image_size={size}: {cfg.model._target_} takes inputs of at least {smallest} px (its deepest "
+                f"features are 1/{smallest} of the input); choose data.image_size >= {smallest}"
+            )
         try:
             logits = net(torch.empty(batch, channels, size, size))
         except (RuntimeError, ValueError) as error:
