@@ -79,6 +79,10 @@ def test_mask_values_map_stored_values_and_an_all_ignore_split_is_refused(tmp_pa
     mapped = folder_module(root, num_classes=2, mask_values={0: 0, 128: 1})
     train = mapped.load_split("train")
     assert set(np.unique(np.asarray(train.masks)).tolist()) == {0, 1}
+    # The README's form on the command line:
+    checked = run_cli("src.data.check", "data=folder", f"data.root={root}", "data.num_classes=2", "data.mask_values={0: 0, 128: 1}",
+                      f"data.cache_dir={tmp_path / 'cache'}", "hydra.run.dir=check", cwd=tmp_path)  # fmt: skip
+    assert checked.returncode == 0, checked.stderr[-2000:]
     with pytest.raises(DatasetError, match=r"mask values \[128\] are not in the value -> class map \{0: 0, 255: 1\}"):
         folder_module(root, num_classes=2, mask_values={0: 0, 255: 1}).load_split("train")
 
