@@ -190,7 +190,7 @@ def test_eval_draws_its_pictures_in_eval_mode_and_writes_metrics_first(trained_r
     assert task.training  # and put back as it was
 
 
-@pytest.mark.parametrize("arch", ["Unet", "UnetPlusPlus", "FPN"])
+@pytest.mark.parametrize("arch", ["Unet", "UnetPlusPlus"])
 def test_smp_encoder_depth_alone_gives_a_decoder_of_that_depth(arch):
     from src.models.smp_net import SMPNet
 
