@@ -196,3 +196,28 @@ def test_report_compare_is_a_command(tmp_path):
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "B - A = +0.3000" in output and "B is better beyond noise" in output
+
+
+@pytest.mark.slow
+def test_the_readmes_encoder_file_commands_run_as_typed(tmp_path):
+    """README, "Real data, pretrained encoders from files": the two placeholder lines, with the files
+    they name written here in the formats timm and torchvision save, and debug=fast on tiny sizes."""
+    import timm
+    import torchvision
+    from safetensors.torch import save_file
+
+    from tests.conftest import TINY
+    from tests.fixtures import make_pets
+
+    make_camvid(tmp_path / "CamVid")
+    make_pets(tmp_path / "data" / "oxford-iiit-pet")  # where data=pets looks: <paths.data_dir>/oxford-iiit-pet
+    save_file(timm.create_model("resnet18", pretrained=False).state_dict(), tmp_path / "resnet18.safetensors")
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "resnet18-f37072fd.pth")
+    readme = (ROOT / "README.md").read_text()
+    lines = [line.strip() for line in readme.splitlines() if "model.encoder_weights=resnet18" in line and line.startswith("    python")]
+    assert len(lines) == 2, lines
+    for number, line in enumerate(lines):
+        arguments = line.split()[2:]  # after "python -m"
+        result = run_cli(*arguments, "debug=fast", *TINY, "data.crop_size=null", f"hydra.run.dir=run{number}", cwd=tmp_path)
+        assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+        assert "Encoder weights: loaded" in result.stdout + result.stderr
