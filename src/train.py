@@ -114,7 +114,12 @@ def train(cfg: DictConfig) -> float | None:
     loggers = instantiate_group(cfg.get("logger"))
     if not loggers:  # logger=none: LearningRateMonitor refuses to run without a logger, and has nothing to write to
         callbacks = [cb for cb in callbacks if not isinstance(cb, LearningRateMonitor)]
-    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # Lightning's summary table has a FLOPs column of zeros without an example input: one line instead.
+    trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                                 enable_model_summary=bool(cfg.trainer.get("enable_model_summary", False)))  # fmt: skip
+    parameters = sum(p.numel() for p in task.net.parameters())
+    trainable = sum(p.numel() for p in task.net.parameters() if p.requires_grad)
+    log.info(f"Model: {type(task.net).__name__}, {parameters / 1e6:.2f} M parameters ({trainable / 1e6:.2f} M trainable)")
 
     resumed_from = None
     if cfg.ckpt_path:

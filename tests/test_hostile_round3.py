@@ -366,3 +366,17 @@ def test_a_second_eval_into_a_folder_another_eval_is_writing_is_refused(trained_
     done = run_cli("src.eval", f"ckpt_path={metrics['best_checkpoint']}", "hydra.run.dir=eval", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((tmp_path / "eval" / "run_status.json").read_text())["status"] == "completed"
+
+
+def test_the_progress_bar_shows_few_values_and_lightnings_tips_are_dropped():
+    import logging
+
+    from src.callbacks.progress import ProgressBar
+    from src.utils.log import route_library_logs
+
+    shown = ProgressBar.few({"train/loss_step": 0.5, "train/loss_epoch": 0.6, "val/loss": 0.4, "val/dice": 0.9, "v_num": 0})
+    assert shown == {"train/loss": 0.5, "val/loss": 0.4, "val/dice": 0.9}
+    route_library_logs()
+    tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    record = tips.makeRecord(tips.name, logging.INFO, __file__, 1, "💡 Tip: For seamless cloud logging, try installing litlogger", (), None)
+    assert not tips.filter(record)

@@ -12,8 +12,9 @@ from src.utils import hardware
 from src.utils.hardware import auto_precision
 
 
-@pytest.mark.parametrize("fast_bf16, expected", [(True, "bf16-mixed"), (False, "32-true")])
-def test_auto_precision_is_bf16_only_where_the_hardware_runs_it_fast(monkeypatch, fast_bf16, expected):
+@pytest.mark.parametrize("gpu, fast_bf16, expected", [(True, True, "bf16-mixed"), (True, False, "32-true"), (False, True, "32-true")])
+def test_auto_precision_is_bf16_only_on_a_gpu_that_runs_it_fast(monkeypatch, gpu, fast_bf16, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
     monkeypatch.setattr(hardware, "bf16_supported", lambda accelerator: fast_bf16)
     precision, why = auto_precision("auto", "auto")
     assert precision == expected and why.startswith("auto:")

@@ -26,5 +26,12 @@ class ProgressBar(RichProgressBar):
             or logging_step(trainer)
         )
         if stale:
-            self._shown = super().get_metrics(trainer, pl_module)
+            self._shown = self.few(super().get_metrics(trainer, pl_module))
         return self._shown
+
+    @staticmethod
+    def few(metrics: dict[str, Any]) -> dict[str, Any]:
+        """The values worth a glance, so they fit one line of an 80-column terminal: the step's loss
+        (not also the epoch's mean), validation scores; not the logger's version number."""
+        shown = {key: value for key, value in metrics.items() if key != "v_num" and not key.endswith("_epoch")}
+        return {key.removesuffix("_step"): value for key, value in shown.items()}

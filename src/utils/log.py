@@ -61,6 +61,16 @@ def route_library_logs() -> None:
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # a logger's filters see only its own records
+    if not any(isinstance(f, NoAdvertising) for f in tips.filters):
+        tips.addFilter(NoAdvertising())
+
+
+class NoAdvertising(logging.Filter):
+    """Drops Lightning's tips for its other products ("💡 Tip: ... try installing litlogger")."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "💡 Tip" not in str(record.msg)
 
 
 def plain_text(renderable, width: int = 120) -> str:
