@@ -33,8 +33,7 @@ from PIL import Image
 from rich.progress import track
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
-from src.data.files import RESIZE_POLICIES, DatasetError, read_image, resize_by_policy
-from src.data.image_folder import IMAGE_SUFFIXES
+from src.data.files import IMAGE_SUFFIXES, RESIZE_POLICIES, DatasetError, read_image, resize_by_policy
 from src.data.palettes import overlay, voc_palette
 from src.data.transforms import normalisation_stats, normalise
 from src.export import run_exported

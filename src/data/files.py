@@ -13,6 +13,10 @@ from PIL import Image, ImageOps
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000
 
 
+# The image files every reader takes (matched ignoring case): datasets, image folders, src.predict.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
 class DatasetError(ValueError):
     """A problem with one file of a dataset; the message names the file and what to do."""
 

@@ -23,15 +23,13 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from src.data.files import DatasetError, Sample, read_list, read_raw_mask, require_dir
+from src.data.files import IMAGE_SUFFIXES, DatasetError, Sample, read_list, read_raw_mask, require_dir
 from src.data.from_files import FileSegmentationDataModule
 from src.data.masks import looked_up
 from src.data.splits import SPLITS, seeded_split
 from src.utils.log import get_logger
 
 log = get_logger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def read_classes_csv(path: Path) -> list[dict]:
@@ -145,6 +143,7 @@ class FolderDataModule(FileSegmentationDataModule):
             self._palette = np.array(colours, dtype=np.uint8)
         self.mask_values = self._value_table(mask_values) if mask_values else None
         self._guessed_values: np.ndarray | None | bool = False  # False: not looked at yet
+        self._splits: dict[str, list[Sample]] | None = None
 
     def _value_table(self, mask_values: dict) -> np.ndarray:
         """data.mask_values {stored value: class id} as a 256-entry table (-1: a value no class has)."""
@@ -171,7 +170,7 @@ class FolderDataModule(FileSegmentationDataModule):
     def _guess_binary_coding(self) -> np.ndarray | None:
         if self.num_classes != 2 or self.ignore_index != 255 or not self.root.is_dir():
             return None
-        samples = self._split_names()[1]["train"]
+        samples = self._split_names()["train"]
         counts = np.zeros(256, dtype=np.int64)
         for sample in samples[:: max(1, len(samples) // 64)]:  # up to ~64 masks, spread over the split
             raw = read_raw_mask(sample.mask)
@@ -229,23 +228,26 @@ class FolderDataModule(FileSegmentationDataModule):
             raise DatasetError(f"images without a mask ({masks}/<name>{self.mask_suffix}): {', '.join(missing[:5])}{more}")
         return pairs
 
-    def _split_names(self) -> tuple[str, dict[str, list[Sample]]]:
+    def _split_names(self) -> dict[str, list[Sample]]:
+        """Every split's samples, found once (the folders are scanned on the first call only)."""
+        if self._splits is None:
+            self._splits = self._find_splits()
+        return self._splits
+
+    def _find_splits(self) -> dict[str, list[Sample]]:
         if (self.image_dir / "train").is_dir():
             found = {s: self._pairs(self.image_dir / s, self.mask_dir / s) for s in SPLITS if (self.image_dir / s).is_dir()}
             samples = {split: list(pairs.values()) for split, pairs in found.items()}
-            how = "folders"
         else:
             pairs = self._pairs(self.image_dir, self.mask_dir)
             lists = self.root / "splits"
             if (lists / "train.txt").is_file():
                 samples = {s: [self._listed(pairs, name, lists / f"{s}.txt") for name in read_list(lists / f"{s}.txt")]
                            for s in SPLITS if (lists / f"{s}.txt").is_file()}  # fmt: skip
-                how = "lists"
             else:
                 rest, test = seeded_split(list(pairs), self.test_fraction, self.seed)
                 self._fraction_leaves_pairs("test_fraction", self.test_fraction, len(pairs), rest, test)
                 samples = {"train": [pairs[n] for n in rest], "test": [pairs[n] for n in test]}
-                how = "fractions"
         if "val" not in samples:  # a seeded fraction of the training pairs
             by_name = {s.name: s for s in samples["train"]}
             train, val = seeded_split(list(by_name), self.val_fraction, self.seed)
@@ -253,7 +255,7 @@ class FolderDataModule(FileSegmentationDataModule):
             samples["train"], samples["val"] = [by_name[n] for n in train], [by_name[n] for n in val]
         if "test" not in samples:
             samples["test"] = samples["val"]
-        return how, samples
+        return samples
 
     def _fraction_leaves_pairs(self, key: str, fraction: float, count: int, kept: list, taken: list) -> None:
         split = key.removesuffix("_fraction")
@@ -272,7 +274,7 @@ class FolderDataModule(FileSegmentationDataModule):
 
     def list_split(self, split: str) -> list[Sample]:
         require_dir(self.root, "dataset folder", "Set data.root to the folder holding images/ and masks/.")
-        return self._split_names()[1][split]
+        return self._split_names()[split]
 
     # --- decoding masks ----------------------------------------------------------------------
     def mask_to_ids(self, raw: np.ndarray, path: Path) -> np.ndarray:

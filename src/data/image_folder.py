@@ -18,11 +18,9 @@ import numpy as np
 import torch
 
 from src.data.datamodule import ImageDataModule
-from src.data.files import DatasetError, read_image, require_dir, resize_image
+from src.data.files import IMAGE_SUFFIXES, DatasetError, read_image, require_dir, resize_image
 from src.data.items import AugmentedItems
 from src.data.splits import seeded_split
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
 def split_folders(root: Path) -> dict[str, Path] | None:
