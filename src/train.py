@@ -142,6 +142,9 @@ def train(cfg: DictConfig) -> float | None:
     checkpoints = [cb for cb in trainer.callbacks if isinstance(cb, ModelCheckpoint)]
     checkpoint = next((cb for cb in checkpoints if cb.monitor), None)
     best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    if best_path and not Path(best_path).is_file():  # a resumed run whose best epoch's file was left behind
+        log.warning(f"The best epoch's checkpoint {best_path} is not here; testing the weights at the end of training.")
+        best_path = ""
     last_path = next((cb.best_model_path for cb in checkpoints if not cb.monitor), "")
     test_metrics: dict[str, float] = {}
     if cfg.test:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,15 @@ class RunCheckpoint(ModelCheckpoint):
         if "best_k_models" in state:
             state["best_k_models"] = {moved(path): score for path, score in state["best_k_models"].items()}
         super().load_state_dict(state)
-        if self.monitor and self.best_model_score is not None:
-            found = Path(self.best_model_path).is_file() if self.best_model_path else False
-            log.info(
-                f"Checkpoints moved from {old} to {new}: best {self.monitor} {float(self.best_model_score):.4f} kept"
-                + ("" if found else f" (its file {self.best_model_path} is not here; only a better epoch writes a new one)")
-            )
+        if not self.monitor or self.best_model_score is None:
+            return
+        kept = f"Checkpoints moved from {old} to {new}: best {self.monitor} {float(self.best_model_score):.4f} kept"
+        previous = Path(state_dict.get("best_model_path") or "")
+        if self.best_model_path and not Path(self.best_model_path).is_file() and previous.is_file():
+            # Resumed into another folder while the old one is still there: the best epoch's file comes along.
+            Path(self.best_model_path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(previous, self.best_model_path)
+            kept += f", its checkpoint copied from {previous}"
+        elif self.best_model_path and not Path(self.best_model_path).is_file():
+            kept += f" (its file {self.best_model_path} is not here; only a better epoch writes a new one)"
+        log.info(kept)
