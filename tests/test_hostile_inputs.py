@@ -145,6 +145,7 @@ def test_a_resume_refused_before_training_leaves_the_finished_run_as_it_was(chec
     assert {name: (run_dir / name).read_bytes() for name in before} == before
 
 
+@pytest.mark.slow  # a CLI run or two: CI runs it with -m slow
 def test_eval_refuses_overrides_that_change_the_model_naming_them(checkpoint, tmp_path):
     choice = run_cli("src.eval", f"ckpt_path={checkpoint}", "model=unet_bilinear", cwd=tmp_path)
     assert choice.returncode == 1 and "model=unet_bilinear: src.eval keeps the checkpoint's config-group choices" in choice.stderr
@@ -185,6 +186,7 @@ def test_a_broken_file_met_in_training_ends_in_one_line_naming_it(tmp_path):
     assert "Traceback (most recent call last)" in (tmp_path / "run" / "train.log").read_text()
 
 
+@pytest.mark.slow  # a CLI run or two: CI runs it with -m slow
 def test_a_checkpoint_damaged_mid_file_is_refused_in_one_line(checkpoint, tmp_path):
     run_dir = copy_of_run(checkpoint, tmp_path)
     for name in ("best.ckpt", "last.ckpt"):

@@ -11,6 +11,7 @@ from PIL import Image
 from tests.conftest import run_cli, tiny
 
 
+@pytest.mark.slow  # a CLI run or two: CI runs it with -m slow
 def test_a_resume_from_a_copied_run_folder_keeps_the_best_checkpoint_of_the_best_epoch(tmp_path):
     common = tiny(["test=false", "callbacks.mask_images=null", "callbacks.early_stopping=null", "data.num_train=96",
                    "model.base_width=8"])  # fmt: skip
@@ -235,6 +236,7 @@ def test_a_phone_photo_with_an_exif_orientation_is_read_as_displayed_with_its_ma
         assert (red == (mask == 1)).mean() > 0.95
 
 
+@pytest.mark.slow  # a CLI run or two: CI runs it with -m slow
 def test_sigterm_to_predict_leaves_only_whole_files_and_says_what_was_done(trained_run, tmp_path):
     import os
     import signal
@@ -269,6 +271,7 @@ def test_sigterm_to_predict_leaves_only_whole_files_and_says_what_was_done(train
     assert "Interrupted by SIGTERM after" in stdout + stderr and "not done" in stdout + stderr
 
 
+@pytest.mark.slow  # a CLI run or two: CI runs it with -m slow
 def test_export_and_predict_to_a_place_that_cannot_be_written_is_one_line(trained_run, tmp_path):
     _, metrics = trained_run
     (tmp_path / "a_file").write_text("not a folder")
@@ -299,6 +302,7 @@ def test_bad_inference_settings_in_eval_are_one_line(trained_run, tmp_path, sett
     assert "Traceback" not in result.stderr and "full_key" not in result.stderr and "HYDRA_FULL_ERROR" not in result.stderr
 
 
+@pytest.mark.slow  # a CLI run or two: CI runs it with -m slow
 def test_resume_takes_data_root_of_a_dataset_that_the_default_data_lacks(tmp_path):
     from tests.fixtures import make_folder
 
@@ -348,6 +352,7 @@ def test_report_says_a_truncated_metrics_json_is_unreadable(tmp_path):
     assert result.state == "incomplete" and "metrics.json is unreadable" in result.error
 
 
+@pytest.mark.slow  # a CLI run or two: CI runs it with -m slow
 def test_a_second_eval_into_a_folder_another_eval_is_writing_is_refused(trained_run, tmp_path):
     import socket
 

@@ -15,6 +15,7 @@ TINY_PETS = ["debug=fast", "data.image_size=32", "data.batch_size=4", "data.num_
              "model.depth=3", "callbacks.progress_bar=null", "+trainer.enable_progress_bar=false"]  # fmt: skip
 
 
+@pytest.mark.slow  # a CLI run or two: CI runs it with -m slow
 def test_optuna_search_on_pets_runs_trials_within_its_search_space(tmp_path):
     root = make_pets(tmp_path / "pets")
     result = run_cli("src.train", "-m", "hparams_search=pets_optuna", "hydra.sweeper.n_trials=3", f"data.root={root}",

@@ -89,6 +89,7 @@ def test_resume_from_last_checkpoint_continues_at_saved_epoch_and_step(train_run
     assert resumed["epochs_completed"] == 3
 
 
+@pytest.mark.slow  # a CLI run or two: CI runs it with -m slow
 def test_resume_continues_in_its_run_directory_and_ends_with_the_uninterrupted_weights(tmp_path):
     """Acceptance: stopped after epoch 2 and resumed from last.ckpt = never stopped (deterministic, CPU),
     with loader workers and on-the-fly augmentation, whose randomness must resume too."""

@@ -88,6 +88,7 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+@rank_zero_only  # DDP's other processes re-run the command into the same folder: rank 0 writes it
 def claim_for_writing(run_dir: Path, key: str = "hydra.run.dir") -> None:
     """Refuse a run directory that another live process on this host is writing (its
     run_status.json says running): two runs in one folder would interleave their logs and
