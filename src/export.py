@@ -107,44 +107,37 @@ def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3) -> dict
     path = out / FORMATS[fmt]
     # Written under a temporary name and renamed only once checked: a failed export leaves no model file.
     with replacing(path) as written:
-        info, sizes, worst = _write_and_check(net, task, cfg, fmt, written, path, example, source, palette, size, multiple, tolerance)
+        if fmt == "onnx":
+            dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+            torch.onnx.export(net, (example,), str(written), dynamo=True, input_names=["image"], output_names=["logits"],
+                              dynamic_shapes=({k: v for k, v in dims.items()},), external_data=False, verbose=False)  # fmt: skip
+            sizes = [(size, size), (size + multiple + 3, size - multiple + 5)]  # a second, odd size: dynamic shapes at work
+        else:
+            torch.jit.trace(net, example).save(str(written))
+            sizes = [(size, size)]
+        exported = run_exported(written, fmt)
+        worst, checked = 0.0, []
+        for height, width in sizes:
+            images = torch.nn.functional.interpolate(example, size=(height, width), mode="bilinear", align_corners=False).repeat(2, 1, 1, 1)
+            reference, logits = net(images), exported(images)
+            difference = float((reference - logits).abs().max())
+            scale = max(1.0, float(reference.abs().max()))  # float32 rounding grows with the logits' size
+            same_masks = torch.equal(hard_predictions(reference, task.threshold), hard_predictions(logits, task.threshold))
+            checked.append({"size": [height, width], "max_abs_diff": difference, "same_masks": same_masks})
+            worst = max(worst, difference)
+            if difference > tolerance * scale or not same_masks:
+                raise ValueError(
+                    f"the exported {path.name} does not reproduce the PyTorch net at {height}x{width}: largest logit difference "
+                    f"{difference:.2e} (tolerance {tolerance:g} x logits up to {scale:.3g}), "
+                    f"masks {'equal' if same_masks else 'differ'}"
+                )
+    info = sidecar(cfg, task, fmt, path.name, multiple, int(reference.shape[1]), palette)
+    info["checked"] = {"on": source, "runs": checked}
     info["checkpoint"] = str(ckpt_path)
     write_text(out / "model.json", json.dumps(info, indent=2) + "\n")
     log.info(f"Exported {path} ({path.stat().st_size / 2**20:.1f} MB) and model.json; checked on {source} at "
              + ", ".join(f"{h}x{w}" for h, w in sizes) + f": largest logit difference {worst:.2e}, masks identical")  # fmt: skip
     return info
-
-
-def _write_and_check(net, task, cfg, fmt, written: Path, path: Path, example, source, palette, size, multiple, tolerance):
-    """The exported file at ``written``, run against the PyTorch net at the training size (and an odd second
-    size for ONNX); (model.json's content, the sizes checked, the largest logit difference)."""
-    if fmt == "onnx":
-        dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
-        torch.onnx.export(net, (example,), str(written), dynamo=True, input_names=["image"], output_names=["logits"],
-                          dynamic_shapes=({k: v for k, v in dims.items()},), external_data=False, verbose=False)  # fmt: skip
-        sizes = [(size, size), (size + multiple + 3, size - multiple + 5)]  # a second, odd size: dynamic shapes at work
-    else:
-        torch.jit.trace(net, example).save(str(written))
-        sizes = [(size, size)]
-    exported = run_exported(written, fmt)
-    worst, checked = 0.0, []
-    for height, width in sizes:
-        images = torch.nn.functional.interpolate(example, size=(height, width), mode="bilinear", align_corners=False).repeat(2, 1, 1, 1)
-        reference, logits = net(images), exported(images)
-        difference = float((reference - logits).abs().max())
-        scale = max(1.0, float(reference.abs().max()))  # float32 rounding grows with the logits' size
-        same_masks = torch.equal(hard_predictions(reference, task.threshold), hard_predictions(logits, task.threshold))
-        checked.append({"size": [height, width], "max_abs_diff": difference, "same_masks": same_masks})
-        worst = max(worst, difference)
-        if difference > tolerance * scale or not same_masks:
-            raise ValueError(
-                f"the exported {path.name} does not reproduce the PyTorch net at {height}x{width}: largest logit difference "
-                f"{difference:.2e} (tolerance {tolerance:g} x logits up to {scale:.3g}), "
-                f"masks {'equal' if same_masks else 'differ'}"
-            )
-    info = sidecar(cfg, task, fmt, path.name, multiple, int(reference.shape[1]), palette)
-    info["checked"] = {"on": source, "runs": checked}
-    return info, sizes, worst
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")

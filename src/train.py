@@ -34,6 +34,7 @@ from src.utils.checkpoint import (
     resume_command_line,
     resume_config,
 )
+from src.models.summary import parameter_counts
 from src.utils.hardware import auto_precision
 from src.utils.instantiate import build_net, build_task, encoder_normalisation, instantiate_group
 from src.utils.log import get_logger, route_library_logs
@@ -117,9 +118,8 @@ def train(cfg: DictConfig) -> float | None:
     # Lightning's summary table has a FLOPs column of zeros without an example input: one line instead.
     trainer: L.Trainer = hydra.utils.instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                                  enable_model_summary=bool(cfg.trainer.get("enable_model_summary", False)))  # fmt: skip
-    parameters = sum(p.numel() for p in task.net.parameters())
-    trainable = sum(p.numel() for p in task.net.parameters() if p.requires_grad)
-    log.info(f"Model: {type(task.net).__name__}, {parameters / 1e6:.2f} M parameters ({trainable / 1e6:.2f} M trainable)")
+    counts = parameter_counts(task.net.parameters())
+    log.info(f"Model: {type(task.net).__name__}, {counts['parameters'] / 1e6:.2f} M parameters ({counts['trainable'] / 1e6:.2f} M trainable)")
 
     resumed_from = None
     if cfg.ckpt_path:

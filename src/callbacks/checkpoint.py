@@ -8,15 +8,10 @@ from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from src.utils.checkpoint import moved_under
 from src.utils.log import get_logger
 
 log = get_logger(__name__)
-
-
-def _moved_path(path: str, old: str, new: str) -> str:
-    if path and old and (path == old or path.startswith(old.rstrip("/") + "/")):
-        return str(Path(new) / Path(path).relative_to(old))
-    return path
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -31,13 +26,9 @@ class RunCheckpoint(ModelCheckpoint):
         if not old or not new or old == new:
             super().load_state_dict(state_dict)
             return
-        moved = lambda path: _moved_path(path, old, new)  # noqa: E731
-        state = {**state_dict, "dirpath": new}
-        for key in ("best_model_path", "kth_best_model_path", "last_model_path"):
-            if key in state:
-                state[key] = moved(state[key] or "")
-        if "best_k_models" in state:
-            state["best_k_models"] = {moved(path): score for path, score in state["best_k_models"].items()}
+        state = moved_under(state_dict, old, new)  # dirpath and the best, kth and last paths
+        if "best_k_models" in state:  # keyed by path
+            state["best_k_models"] = {moved_under(path, old, new): score for path, score in state["best_k_models"].items()}
         super().load_state_dict(state)
         if not self.monitor or self.best_model_score is None:
             return

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import yaml
+from PIL import Image
 
 from src.data.files import IMAGE_SUFFIXES, DatasetError, Sample, read_list, read_raw_mask, require_dir
 from src.data.from_files import FileSegmentationDataModule
@@ -43,14 +44,16 @@ def read_classes_csv(path: Path) -> list[dict]:
     entries = []
     for (number, line), row in zip(lines, csv.reader([line for _, line in lines], delimiter=separator)):
         row = [field.strip() for field in row]
+        while len(row) > 4 and not row[-1]:  # spreadsheets pad rows with empty fields
+            row.pop()
         if number == lines[0][0] and row[0].lower() == "name":
             continue
+        if len(row) not in (1, 4):
+            raise ValueError(f"{path}, line {number}: {line.strip()!r} has {len(row)} fields; expected name or name,r,g,b")
         try:
-            colour = [int(value) for value in row[1:4]] if len(row) >= 4 else None
+            colour = [int(value) for value in row[1:]] if len(row) == 4 else None
         except ValueError:
             raise ValueError(f"{path}, line {number}: {line.strip()!r} is not name,r,g,b with whole numbers 0..255") from None
-        if len(row) not in (1, 4) and not (len(row) > 4 and not any(row[4:])):
-            raise ValueError(f"{path}, line {number}: {line.strip()!r} has {len(row)} fields; expected name or name,r,g,b")
         entries.append({"name": row[0], "colour": colour})
     return entries
 
@@ -93,8 +96,6 @@ def count_classes(root: str, classes: Sequence[Any] | None) -> int:
 def transparency_note(path: Path) -> str:
     """For an error about a mask's colours: how many of its pixels are transparent, whose colour is
     only what the file stores under the alpha (often white or black), not what a viewer shows."""
-    from PIL import Image
-
     with Image.open(path) as image:
         if "A" not in image.getbands() and "transparency" not in image.info:
             return ""
@@ -184,9 +185,7 @@ class FolderDataModule(FileSegmentationDataModule):
             "0 = class 0 (background), 255 = class 1 (foreground), not as ignore. Set data.mask_values "
             "(e.g. {0: 0, 255: 1}) to read them otherwise."
         )
-        table = np.full(256, -1, dtype=np.int16)
-        table[0], table[255] = 0, 1
-        return table
+        return self._value_table({0: 0, 255: 1})
 
     def coding(self) -> dict:
         values = self.stored_values()

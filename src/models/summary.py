@@ -53,6 +53,12 @@ def _shape(output) -> str:
     return "-"
 
 
+def parameter_counts(parameters) -> dict[str, int]:
+    """{"parameters": all of them, "trainable": those that get gradients} (element counts)."""
+    parameters = list(parameters)
+    return {"parameters": sum(p.numel() for p in parameters), "trainable": sum(p.numel() for p in parameters if p.requires_grad)}
+
+
 def summarise(net: nn.Module, input_shape: tuple[int, ...], depth: int = 2) -> ModelSummary:
     """Run one forward pass in eval mode and collect per-module figures down to ``depth``."""
     modules = [(name, module) for name, module in net.named_modules() if name and name.count(".") < depth]
@@ -92,16 +98,14 @@ def summarise(net: nn.Module, input_shape: tuple[int, ...], depth: int = 2) -> M
                 name=name,
                 kind=type(module).__name__,
                 output_shape=shapes.get(name, "-"),
-                parameters=sum(p.numel() for p in params),
-                trainable=sum(p.numel() for p in params if p.requires_grad),
+                **parameter_counts(params),
                 macs=macs_of(name, module),
             )
         )
     all_params = list(net.parameters())
     return ModelSummary(
         rows=rows,
-        parameters=sum(p.numel() for p in all_params),
-        trainable=sum(p.numel() for p in all_params if p.requires_grad),
+        **parameter_counts(all_params),
         macs=counter.get_total_flops() // 2,
         input_shape=tuple(input_shape),
         output_shape=tuple(output.shape) if isinstance(output, torch.Tensor) else (),

@@ -159,17 +159,17 @@ def resume_config(ckpt_path: str | Path, overrides: Sequence[str], groups: set[s
         )
     cfg = read_run_config(ckpt_path, [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.", "hydra/"))])
     config = OmegaConf.to_container(cfg)
-    config = _moved(config, str(config["paths"]["output_dir"]), str(run_dir))
+    config = moved_under(config, str(config["paths"]["output_dir"]), str(run_dir))
     config["ckpt_path"] = str(ckpt_path)
     return OmegaConf.create(config)
 
 
-def _moved(node: Any, old: str, new: str) -> Any:
+def moved_under(node: Any, old: str, new: str) -> Any:
     """Every string path under ``old`` rewritten to lie under ``new``."""
     if isinstance(node, dict):
-        return {key: _moved(value, old, new) for key, value in node.items()}
+        return {key: moved_under(value, old, new) for key, value in node.items()}
     if isinstance(node, list):
-        return [_moved(value, old, new) for value in node]
+        return [moved_under(value, old, new) for value in node]
     if isinstance(node, str) and (node == old or node.startswith(old.rstrip("/") + "/")):
         return new + node[len(old):]
     return node
