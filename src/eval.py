@@ -10,7 +10,6 @@ the confusion matrix into its own run directory (default outputs/eval/<date>/<ti
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -18,29 +17,27 @@ import hydra
 import lightning as L
 from lightning.pytorch.callbacks import RichProgressBar
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.confusion import ConfusionMatrixReport
 from src.callbacks.embedding import EmbeddingPlot
 from src.callbacks.worst_cases import WorstCases
 from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
-from src.utils.checkpoint import load_net_weights, read_run_config, register_checkpoint_config
-from src.utils.instantiate import build_task
-from src.utils.log import get_logger, route_library_logs
-from src.utils.run import claim_for_writing, exit_on_bad_input, headline, write_json, write_resolved_config, write_status
+from src.compose import load_run, register_checkpoint_config, trained_task
+from src.utils.log import get_logger
+from src.utils.run import command_line, entry_point, headline, write_json, write_resolved_config
 from src.utils.atomic import save_image
 
 log = get_logger(__name__)
 
 
-def evaluation_config(ckpt_path: str, overrides: list[str], output_dir: str) -> DictConfig:
-    """The checkpoint's stored config with the ``key=value`` overrides, writing into ``output_dir``."""
-    cfg = read_run_config(ckpt_path, overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.ckpt_path = str(ckpt_path)
-    return cfg
+def evaluation_config(cfg: DictConfig) -> DictConfig:
+    """The checkpoint's stored config with the command line's ``key=value`` overrides, writing into
+    this evaluation's run directory."""
+    hydra_config = HydraConfig.get()
+    overrides = [o for o in hydra_config.overrides.task if not o.startswith("ckpt_path=")]
+    return load_run(cfg.ckpt_path, overrides, hydra_config.runtime.output_dir, with_task=False)[0]
 
 
 def write_test_masks(task, datamodule, path: Path, count: int = 8) -> None:
@@ -56,8 +53,7 @@ def evaluate(cfg: DictConfig) -> dict:
     write_resolved_config(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True)  # the same splits and order as the training run's test
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    task = build_task(cfg)
-    load_net_weights(task.net, cfg.ckpt_path)  # the whole file read now: damage or a changed net named in one line
+    task = trained_task(cfg, cfg.ckpt_path)  # the whole file read now: damage or a changed net named in one line
     images = str(run_dir / "images")
     # The training run's trainer settings (precision, devices, limit_test_batches), minus fitting's.
     trainer_cfg = {key: value for key, value in cfg.trainer.items() if not key.startswith(("limit_train", "limit_val", "max_"))}
@@ -82,24 +78,10 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="eval")
+@entry_point("python -m src.eval", prepare=evaluation_config)
 def main(cfg: DictConfig) -> dict:
-    route_library_logs()
-    hydra_config = HydraConfig.get()
-    overrides = [o for o in hydra_config.overrides.task if not o.startswith("ckpt_path=")]
-    run_dir = Path(hydra_config.runtime.output_dir)
-    with exit_on_bad_input("python -m src.eval"):
-        claim_for_writing(run_dir)
-        write_status(run_dir, "running", started=time.time())
-        try:
-            summary = evaluate(evaluation_config(cfg.ckpt_path, overrides, str(run_dir)))
-        except BaseException as error:
-            write_status(run_dir, "interrupted" if isinstance(error, KeyboardInterrupt) else "failed", error=f"{type(error).__name__}: {error}")
-            raise
-        write_status(run_dir, "completed")
-        return summary
+    return evaluate(cfg)
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input("python -m src.eval"):
-        register_checkpoint_config(sys.argv[1:], "src.eval")
-    main()
+    command_line(main, lambda argv: register_checkpoint_config(argv, "src.eval"))

@@ -26,9 +26,10 @@ import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.data.palettes import voc_palette
 from src.data.transforms import normalisation_stats
 from src.metrics import hard_predictions
-from src.utils.instantiate import load_trained_task
+from src.compose import load_mask_model
 from src.utils.log import get_logger
-from src.utils.run import exit_on_bad_input
+from src.exported import run_exported
+from src.utils.run import command_line, entry_point
 from src.utils.atomic import replacing, writable_folder, write_text
 
 log = get_logger(__name__)
@@ -68,37 +69,11 @@ def sidecar(cfg: DictConfig, task, fmt: str, file: str, multiple: int, num_outpu
     }
 
 
-def run_exported(path: Path, fmt: str, channels: int | None = None, classes: int | None = None):
-    """A function from a normalised NCHW tensor to logits, running the exported file. An ONNX file
-    that onnxruntime cannot load, or whose input channels or output classes disagree with what
-    model.json says (``channels``, ``classes``), is refused in one line naming the file."""
-    if fmt == "onnx":
-        import onnxruntime
-
-        try:
-            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf classes
-            reason = " ".join(str(error).split())[:200]
-            raise ValueError(f"{path}: onnxruntime cannot load this file ({reason}); it may be truncated: export it again") from None
-        name = session.get_inputs()[0].name
-        in_found, out_found = session.get_inputs()[0].shape[1], session.get_outputs()[0].shape[1]
-        wrong = []
-        if channels is not None and isinstance(in_found, int) and in_found != channels:
-            wrong.append(f"{in_found} input channels in the file, {channels} in model.json")
-        if classes is not None and isinstance(out_found, int) and out_found not in ({1, 2} if classes == 2 else {classes}):
-            wrong.append(f"{out_found} output channels in the file, {classes} classes in model.json")
-        if wrong:
-            raise ValueError(f"{path}: does not match the model.json beside it ({'; '.join(wrong)}); export the checkpoint again")
-        return lambda images: torch.from_numpy(session.run(None, {name: images.contiguous().cpu().numpy().astype(np.float32)})[0])
-    module = torch.jit.load(str(path), map_location="cpu")
-    return lambda images: module(images.cpu())
-
-
 @torch.no_grad()
 def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3) -> dict:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
-    cfg, task = load_trained_task(ckpt_path)
+    cfg, task = load_mask_model(ckpt_path)
     net = task.net.to("cpu", memory_format=torch.contiguous_format).eval()
     size = int(cfg.data.image_size)
     multiple = int(getattr(net, "size_multiple", 1))
@@ -141,11 +116,10 @@ def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3) -> dict
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@entry_point("python -m src.export")
 def main(cfg: DictConfig) -> dict:
-    out = Path(cfg.output or HydraConfig.get().runtime.output_dir)
-    with exit_on_bad_input("python -m src.export"):
-        return export(cfg.ckpt_path, cfg.format, out, float(cfg.tolerance))
+    return export(cfg.ckpt_path, cfg.format, Path(cfg.output or HydraConfig.get().runtime.output_dir), float(cfg.tolerance))
 
 
 if __name__ == "__main__":
-    main()
+    command_line(main)

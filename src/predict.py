@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
-import yaml
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from rich.progress import track
@@ -36,13 +34,13 @@ import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.data.files import IMAGE_SUFFIXES, RESIZE_POLICIES, DatasetError, read_image, resize_by_policy
 from src.data.palettes import overlay, voc_palette
 from src.data.transforms import normalisation_stats, normalise
-from src.export import run_exported
+from src.exported import run_exported
 from src.metrics import hard_predictions
 from src.tasks.inference import Inference
-from src.utils.checkpoint import register_checkpoint_config
-from src.utils.instantiate import load_trained_task
+from src.compose import apply_overrides, load_mask_model, register_checkpoint_config
 from src.utils.log import get_logger
-from src.utils.run import exit_on_bad_input
+from src.utils.overrides import split_override
+from src.utils.run import command_line, entry_point
 from src.utils.atomic import save_image, writable_folder
 
 log = get_logger(__name__)
@@ -105,7 +103,7 @@ def data_palette(cfg: DictConfig) -> np.ndarray:
 
 
 def torch_predictor(ckpt_path: str, overrides: Sequence[str] = ()) -> Predictor:
-    cfg, task = load_trained_task(ckpt_path, overrides)
+    cfg, task = load_mask_model(ckpt_path, overrides)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     task.to(device)
     return Predictor(task.infer, int(cfg.data.image_size), int(cfg.data.in_channels), cfg.data.get("resize", "square"),
@@ -126,11 +124,10 @@ def onnx_predictor(model_path: str, overrides: Sequence[str] = ()) -> Predictor:
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"{card}: not a model.json written by src.export ({error}); export the checkpoint again") from None
     settings = OmegaConf.create({"inference": info.get("inference") or {}})
-    for override in overrides:
-        key, _, value = override.partition("=")
-        if not key.startswith("task.inference."):
-            raise ValueError(f"{override}: with onnx_path=<exported file>, only task.inference.* settings can be overridden")
-        OmegaConf.update(settings, key.removeprefix("task."), yaml.safe_load(value))
+    foreign = [o for o in overrides if not o.startswith("task.inference.")]
+    if foreign:
+        raise ValueError(f"{', '.join(foreign)}: with onnx_path=<exported file>, only task.inference.* settings can be overridden")
+    apply_overrides(settings, [o.removeprefix("task.") for o in overrides], f"{card}'s inference settings")
     inference = Inference(**{k: v for k, v in OmegaConf.to_container(settings.inference).items() if k != "_target_"})
     forward = run_exported(path, "onnx", channels, classes)
     palette = np.array([c["colour"] for c in info["classes"]], dtype=np.uint8)
@@ -236,22 +233,20 @@ def _predict_files(predictor: Predictor, files: list[Path], stems: dict[Path, st
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@entry_point("python -m src.predict")
 def main(cfg: DictConfig) -> dict[str, list[str]]:
+    if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1, got {cfg.batch_size!r}")
+    if bool(cfg.ckpt_path) == bool(cfg.onnx_path):
+        raise ValueError("give ckpt_path=<checkpoint> (PyTorch) or onnx_path=<exported model.onnx> (onnxruntime), one of them")
+    own = ("ckpt_path", "input", "output", "batch_size", "resize", "onnx_path")
+    overrides = [o for o in HydraConfig.get().overrides.task if split_override(o)[0] not in own]
     out = Path(cfg.output or HydraConfig.get().runtime.output_dir)
-    with exit_on_bad_input("python -m src.predict"):
-        if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1, got {cfg.batch_size!r}")
-        if bool(cfg.ckpt_path) == bool(cfg.onnx_path):
-            raise ValueError("give ckpt_path=<checkpoint> (PyTorch) or onnx_path=<exported model.onnx> (onnxruntime), one of them")
-        own = ("ckpt_path", "input", "output", "batch_size", "resize", "onnx_path")
-        overrides = [o for o in HydraConfig.get().overrides.task if o.partition("=")[0] not in own]
-        result = predict(cfg.ckpt_path, Path(cfg.input), out, cfg.batch_size, overrides, cfg.resize, cfg.onnx_path)
+    result = predict(cfg.ckpt_path, Path(cfg.input), out, cfg.batch_size, overrides, cfg.resize, cfg.onnx_path)
     if result["failed"] and not result["written"]:
-        raise SystemExit(1)
+        raise ValueError(f"input={cfg.input}: none of the {len(result['failed'])} images could be predicted (each is named above)")
     return result
 
 
 if __name__ == "__main__":
-    with exit_on_bad_input("python -m src.predict"):
-        register_checkpoint_config(sys.argv[1:], "src.predict")
-    main()
+    command_line(main, lambda argv: register_checkpoint_config(argv, "src.predict"))

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from src.utils.bootstrap import paired_comparison, read_per_image
+from src.utils.overrides import split_override
 from src.utils.log import configure_console_logging, get_logger
 from src.utils.run import STATUS_FILE, process_alive
 from src.utils.atomic import replacing, save_figure, write_text
@@ -97,7 +98,7 @@ def read_run(path: Path) -> Run:
     return Run(
         name=path.name,
         path=path,
-        overrides=dict(item.partition("=")[::2] for item in overrides or []),
+        overrides={key: value or "" for key, value in map(split_override, overrides or [])},
         state=state,
         error=error,
         metrics=metrics or {},

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,27 +18,27 @@ import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.callbacks.seeding import EpochSeeding
 from src.callbacks.speed import TrainingSpeed
 from src.data.class_weights import class_weights
-from src.utils.checkpoint import (
-    ConfigInCheckpoint,
-    check_room_for_checkpoints,
-    checkpoint_position,
+from src.compose import (
+    build_net,
+    build_task,
+    encoder_normalisation,
+    instantiate_group,
     load_net_weights,
     resume_command_line,
     resume_config,
 )
 from src.models.summary import parameter_counts
+from src.utils.checkpoint import ConfigInCheckpoint, check_room_for_checkpoints, checkpoint_position
 from src.utils.hardware import auto_precision
-from src.utils.instantiate import build_net, build_task, encoder_normalisation, instantiate_group
-from src.utils.log import get_logger, route_library_logs
-from src.utils.run import flatten, headline, known_error, one_line, report_run_dir, training_starts, write_json, write_resolved_config
-from src.utils.validate import check_config
+from src.utils.log import get_logger
+from src.utils.run import command_line, entry_point, flatten, headline, write_json, write_resolved_config
+from src.validate import check_config
 
 log = get_logger(__name__)
 
@@ -82,7 +81,17 @@ def resolve_class_weights(cfg: DictConfig, datamodule) -> None:
         log.info(f"Class weights ({scheme}, from the training masks): " + ", ".join(f"{n} {w:.4f}" for n, w in zip(names, weights)))
 
 
-@report_run_dir
+def continued_run(cfg: DictConfig) -> DictConfig:
+    """A resume (ckpt_path=... on the command line) continues with the checkpoint's own config, not
+    conf/'s defaults, with the command line's overrides."""
+    if not cfg.ckpt_path or not HydraConfig.initialized():
+        return cfg
+    hydra_config = HydraConfig.get()
+    groups = {name.split("@")[0] for name in hydra_config.runtime.choices}
+    return resume_config(cfg.ckpt_path, hydra_config.overrides.task, groups, cfg.paths.output_dir)
+
+
+@entry_point("python -m src.train", prepare=continued_run)
 def train(cfg: DictConfig) -> float | None:
     started = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
@@ -132,7 +141,6 @@ def train(cfg: DictConfig) -> float | None:
             + (f", early stopping {waited} of {cfg.callbacks.early_stopping.patience} epochs without improvement" if waited is not None else "")
             + "."
         )
-    training_starts(run_dir)
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
     except (KeyboardInterrupt, SystemExit) as interruption:  # Lightning turns Ctrl-C into exit(1)
@@ -194,25 +202,8 @@ def train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    route_library_logs()
-    if cfg.ckpt_path:  # resume: the checkpoint's own config, not conf/'s defaults
-        hydra_config = HydraConfig.get()
-        groups = {name.split("@")[0] for name in hydra_config.runtime.choices}
-        try:
-            cfg = resume_config(cfg.ckpt_path, hydra_config.overrides.task, groups, cfg.paths.output_dir)
-        except (ValueError, KeyError, FileNotFoundError) as error:
-            log.error(one_line(error))
-            raise SystemExit(1) from None
-    try:
-        return train(cfg)
-    except Exception as error:
-        # A known error has been said in one line (traceback in train.log). In a sweep, Hydra records
-        # the failed run and goes on with the others; a single run ends here, without a traceback.
-        if known_error(error) is None or HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise
-        raise SystemExit(1) from None
+    return train(cfg)
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = resume_command_line(sys.argv[1:])
-    main()
+    command_line(main, resume_command_line)

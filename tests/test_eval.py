@@ -5,15 +5,16 @@ import json
 import pytest
 import torch
 
-from src.eval import evaluate, evaluation_config
-from src.utils.checkpoint import read_run_config
+from src.compose import load_run
+from src.eval import evaluate
+from src.compose import read_run_config
 from tests.conftest import run_cli
 
 
 def test_eval_of_the_best_checkpoint_repeats_the_training_runs_test_metrics(train_run, tmp_path):
     run_dir, metrics = train_run("debug=fast", "trainer.limit_test_batches=null")
     out = tmp_path / "eval"
-    summary = evaluate(evaluation_config(metrics["best_checkpoint"], [], out))
+    summary = evaluate(load_run(metrics["best_checkpoint"], [], out, with_task=False)[0])
     assert summary["test"].keys() == metrics["test"].keys()
     for name, value in metrics["test"].items():
         assert summary["test"][name] == pytest.approx(value, abs=5e-5), name  # equal to 4 decimals

@@ -25,7 +25,7 @@ def test_exported_onnx_matches_pytorch_at_two_sizes(train_run, tmp_path, name):
     import onnxruntime
 
     from src.export import export
-    from src.utils.instantiate import load_trained_task
+    from src.compose import load_mask_model
 
     overrides, classes = MODELS[name]
     if "data=voc" in overrides:
@@ -38,7 +38,7 @@ def test_exported_onnx_matches_pytorch_at_two_sizes(train_run, tmp_path, name):
     assert sidecar["input"]["mean"] == [0.485, 0.456, 0.406] and sidecar["input"]["dynamic"]
 
     # Checked again here, on inputs the export never saw: another batch size and two odd sizes.
-    _, task = load_trained_task(metrics["best_checkpoint"])
+    _, task = load_mask_model(metrics["best_checkpoint"])
     net = task.net.to(memory_format=torch.contiguous_format)
     session = onnxruntime.InferenceSession(str(tmp_path / "exported" / "model.onnx"), providers=["CPUExecutionProvider"])
     for size in [(48, 80), (67, 53)]:

@@ -167,15 +167,6 @@ def test_a_head_that_does_not_fit_the_data_or_loss_fails_before_data_is_read(tra
         train_run(override)
 
 
-def test_a_known_error_ends_src_train_in_one_line_with_the_traceback_in_train_log(tmp_path):
-    result = run_cli("src.train", "data.batch_size=0", "hydra.run.dir=run", cwd=tmp_path)
-    terminal = (result.stdout + result.stderr).strip().splitlines()
-    assert result.returncode == 1 and len(terminal) <= 3 and "data.batch_size must be a whole number >= 1, got 0" in terminal[-1]
-    log = (tmp_path / "run" / "train.log").read_text()
-    assert "data.batch_size must be a whole number" in log and "Traceback (most recent call last)" in log
-    assert json.loads((tmp_path / "run" / "run_status.json").read_text())["status"] == "failed"
-
-
 def test_a_broken_file_met_in_training_ends_in_one_line_naming_it(tmp_path):
     root = make_pets(tmp_path / "pets")
     (root / "images" / "Breed_5.jpg").write_bytes(b"\xff\xd8\xff broken")

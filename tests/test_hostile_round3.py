@@ -167,7 +167,7 @@ def test_a_classes_csv_line_that_is_not_name_r_g_b_is_named_with_its_line(tmp_pa
 
 def test_eval_draws_its_pictures_in_eval_mode_and_writes_metrics_first(trained_run, tmp_path):
     from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
-    from src.utils.instantiate import load_trained_task
+    from src.compose import load_mask_model
 
     _, metrics = trained_run
     # A small sliding window, one window a pass: batch norm in training mode cannot take its 1x1 bottleneck.
@@ -178,7 +178,7 @@ def test_eval_draws_its_pictures_in_eval_mode_and_writes_metrics_first(trained_r
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["test"]
     assert (tmp_path / "eval" / "images" / "test_masks.png").is_file()
 
-    cfg, task = load_trained_task(metrics["best_checkpoint"])
+    cfg, task = load_mask_model(metrics["best_checkpoint"])
     from hydra.utils import instantiate
 
     datamodule = instantiate(cfg.data, _convert_="all")

@@ -10,7 +10,7 @@ from hydra.errors import InstantiationException
 
 from src.models.summary import summarise
 from src.utils.checkpoint import net_weights
-from src.utils.instantiate import build_net
+from src.compose import build_net
 from tests.conftest import ROOT, compose_config, run_cli
 
 # segmentation_models_pytorch's: model=smp here, every architecture in tests/test_smp.py, and the

@@ -12,7 +12,7 @@ from src.data.camvid import CamVidDataModule, relative_to_root
 from src.data.class_weights import class_pixel_counts, class_weights
 from src.models.weights import load_encoder_weights
 from src.utils.bootstrap import PerImage, paired_comparison, resample_indices
-from src.utils.instantiate import build_net
+from src.compose import build_net
 from tests.conftest import ROOT, SHARED_DATA, run_cli
 from tests.fixtures import make_camvid
 

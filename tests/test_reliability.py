@@ -218,7 +218,7 @@ def test_an_unknown_config_key_is_refused_naming_it(tmp_path):
 
 
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
-    from src.utils.checkpoint import read_run_config
+    from src.compose import read_run_config
 
     marker = tmp_path / "pwned"
 

@@ -59,12 +59,13 @@ def test_deeplabv3plus_trains_evaluates_and_predicts(train_run, tmp_path):
     import numpy as np
     from PIL import Image
 
-    from src.eval import evaluate, evaluation_config
+    from src.compose import load_run
+    from src.eval import evaluate
     from src.predict import predict
 
     _, metrics = train_run("model=smp", "model.arch=DeepLabV3Plus", "model.encoder=resnet18", "debug=fast")
     assert math.isfinite(metrics["test"]["test/loss"])
-    summary = evaluate(evaluation_config(metrics["best_checkpoint"], [], tmp_path / "eval"))
+    summary = evaluate(load_run(metrics["best_checkpoint"], [], tmp_path / "eval", with_task=False)[0])
     assert summary["test"]["test/dice"] == pytest.approx(metrics["test"]["test/dice"], abs=5e-5)
     (tmp_path / "photos").mkdir()
     Image.fromarray(np.full((45, 70, 3), 120, np.uint8)).save(tmp_path / "photos" / "a.png")

@@ -126,7 +126,7 @@ def test_a_resumed_run_refuses_a_different_config_choice(train_run, tmp_path):
 
 
 def test_resume_config_moves_the_run_paths_of_a_checkpoint_kept_elsewhere(train_run, tmp_path):
-    from src.utils.checkpoint import resume_config
+    from src.compose import resume_config
 
     run_dir, _ = train_run("debug=fast", run_dir=tmp_path / "cluster_run")
     kept = tmp_path / "downloaded" / "last.ckpt"

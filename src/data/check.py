@@ -9,7 +9,6 @@ writes a PNG grid of training samples with their masks overlaid. Exits 1 when it
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import hydra
@@ -25,8 +24,9 @@ from src.data.splits import SPLITS
 from src.data.palettes import overlay
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.utils.log import get_logger, plain_text
-from src.utils.run import write_json
+from src.utils.run import command_line, entry_point, write_json
 from src.utils.atomic import save_image
+from src.validate import check_config
 
 log = get_logger(__name__)
 
@@ -61,6 +61,9 @@ def check(dm: SegmentationDataModule, grid_samples: int = 16) -> dict:
     pixels = np.zeros(256, dtype=np.int64)
     cells: list[np.ndarray] = []
     dm.prepare_data()
+    root = getattr(dm, "root", None)
+    if root is not None and not Path(root).is_dir():  # one line, not the same problem for every split
+        raise FileNotFoundError(f"data.root={root}: no such folder; set data.root to the dataset's folder")
     for split in SPLITS:
         names[split] = set()
         try:
@@ -102,7 +105,9 @@ def sample_grid(cells: list[np.ndarray], columns: int = 4) -> np.ndarray:
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="check")
+@entry_point("python -m src.data.check")
 def main(cfg: DictConfig) -> None:
+    check_config(cfg)  # the data keys train checks (sizes, counts), said before anything is read
     dm = hydra.utils.instantiate(cfg.data, _convert_="all")
     report = check(dm, cfg.grid_samples)
     run_dir = Path(cfg.paths.output_dir)
@@ -131,9 +136,9 @@ def main(cfg: DictConfig) -> None:
     problems = report["problems"]
     if problems:
         log.error(f"{len(problems)} problem(s):\n" + "\n".join(f"  - {problem}" for problem in problems))
-        sys.exit(1)
+        raise ValueError(f"data at {getattr(dm, 'root', '(generated)')}: {len(problems)} problem(s), listed above")
     log.info("no problems found")
 
 
 if __name__ == "__main__":
-    main()
+    command_line(main)

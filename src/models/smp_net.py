@@ -29,7 +29,7 @@ class SMPNet(SizePreserving):
     null or a name smp knows (imagenet, ...); ``encoder_depth`` null for the architecture's own;
     ``options`` passes any other smp argument (decoder_channels, decoder_attention_type, ...).
     Freeze the encoder with ``task.freeze=[net.model.encoder]``; a weights file as
-    ``encoder_weights`` is loaded after the net is built (src.utils.instantiate.build_net)."""
+    ``encoder_weights`` is loaded after the net is built (src.compose.build_net)."""
 
     encoder_parts = ("model.encoder",)
 

@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
-from src.utils.instantiate import build_net
+from src.compose import build_net
 from src.utils.log import get_logger, plain_text
 
 log = get_logger(__name__)

@@ -2,7 +2,7 @@
 
 A net takes ``pretrained`` = null or a name it knows ('imagenet', 'coco') and loads those
 weights into its encoder itself. A path (a state dict or a seglab checkpoint) is loaded once
-the net is built, the same way for every net: src.utils.instantiate.build_net.
+the net is built, the same way for every net: src.compose.build_net.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def check_pretrained(pretrained: str | None, allowed: tuple[str, ...], model: st
         raise ValueError(f"model.pretrained={pretrained!r} is not available for {model}; choose {options}")
     raise ValueError(
         f"model.pretrained={pretrained!r}: a file of weights is loaded after the net is built; build it with "
-        "src.utils.instantiate.build_net (as src.train does), or call load_checked(net, state, source)"
+        "src.compose.build_net (as src.train does), or call load_checked(net, state, source)"
     )
 
 

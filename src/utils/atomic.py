@@ -46,6 +46,11 @@ def write_text(path: str | Path, text: str) -> None:
         temporary.write_text(text)
 
 
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with replacing(path) as temporary:
+        temporary.write_bytes(data)
+
+
 def save_image(image: Image.Image | np.ndarray, path: str | Path) -> None:
     with replacing(path) as temporary:
         (Image.fromarray(image) if isinstance(image, np.ndarray) else image).save(temporary)

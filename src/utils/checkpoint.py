@@ -1,4 +1,5 @@
 """The checkpoint format, in one place: reading (position, stored config, net weights) and writing.
+Rebuilding a run from a checkpoint's config is src.compose's.
 
 A seglab checkpoint is Lightning's (``epoch``, ``global_step``, ``state_dict`` with the task's
 ``net.`` prefix, optimizer and callback states) plus the run's resolved config as plain data
@@ -11,15 +12,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
-import yaml
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import Callback
-from omegaconf import DictConfig, OmegaConf
-
-from src.models.weights import load_checked
 
 CONFIG_KEY = "seglab_config"
 # Version 2: nets as encoder / decoder / head (layer names changed with it, 2026-11-29).
@@ -59,109 +56,6 @@ def net_weights(path: str | Path, what: str = "ckpt_path") -> dict[str, torch.Te
     if not isinstance(state, dict) or not state:
         raise ValueError(f"{what}={path}: holds no model weights (expected a state dict or a checkpoint written by src.train)")
     return state
-
-
-def load_net_weights(net: torch.nn.Module, path: str | Path) -> None:
-    """Load a checkpoint's net weights into ``net``, reading the whole file: a file damaged anywhere,
-    or a net built with other settings (a layer of another shape), is refused naming the problem."""
-    load_checked(net, net_weights(path), f"ckpt_path={path}")
-
-
-def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
-    """The resolved config stored in a checkpoint by src.train, with ``key=value`` overrides applied,
-    for rebuilding its model: ``model.pretrained`` is cleared, as the checkpoint's weights replace
-    any starting weights (and loading them may need a download).
-
-    Loads plain data only, memory-mapped, so no code runs and the weights are not read. An
-    override must name a key the config has (e.g. ``data.root=...``).
-    """
-    state = read_file(ckpt_path, mmap=True)
-    if not isinstance(state, dict) or CONFIG_KEY not in state:
-        raise ValueError(f"ckpt_path={ckpt_path}: holds no '{CONFIG_KEY}'; only checkpoints written by src.train carry their config")
-    if state.get(FORMAT_KEY, 1) != FORMAT:
-        raise ValueError(
-            f"ckpt_path={ckpt_path}: written by seglab's checkpoint format {state.get(FORMAT_KEY, 1)}, this is format "
-            f"{FORMAT}: the nets' layer names changed when they became encoder / decoder / head. Use that checkpoint "
-            "with the seglab version that wrote it, or train again."
-        )
-    cfg = OmegaConf.create(state[CONFIG_KEY])
-    OmegaConf.set_struct(cfg, True)
-    for override in overrides:
-        key, separator, value = override.partition("=")
-        if not separator:
-            raise ValueError(f"{override!r}: overrides are key=value, e.g. data.root=/data/pets")
-        if OmegaConf.select(cfg, key.lstrip("+"), default=_MISSING) is _MISSING and not key.startswith("+"):
-            raise KeyError(f"{key}: not a key of the checkpoint's config (prefix with + to add one)")
-        OmegaConf.update(cfg, key.lstrip("+"), yaml.safe_load(value) if value else None, force_add=True)
-    if "pretrained" in cfg.get("model", {}):
-        cfg.model.pretrained = None
-    if "encoder_weights" in cfg.get("model", {}):  # a file or a download: the checkpoint's weights replace them
-        cfg.model.encoder_weights = None
-    return cfg
-
-
-_MISSING = object()
-
-
-def register_checkpoint_config(argv: Sequence[str], program: str) -> None:
-    """Before Hydra composes conf/eval.yaml or conf/predict.yaml: store the config of the checkpoint
-    named on the command line as ``checkpoint_config``, the first entry of their defaults, so that
-    Hydra checks each override against the training run's keys. (In a sweep over ckpt_path, the
-    first one's.) A config-group choice (model=..., data=...) is refused: the weights belong to it."""
-    from hydra.core.config_store import ConfigStore
-
-    given = next((arg.partition("=")[2] for arg in argv if arg.startswith("ckpt_path=")), None)
-    stored = OmegaConf.to_container(read_run_config(given.split(",")[0])) if given else {}
-    choices = [arg for arg in argv if isinstance(stored.get(arg.partition("=")[0].lstrip("+~")), dict) and "=" in arg]
-    if choices:
-        raise ValueError(
-            f"{', '.join(choices)}: {program} keeps the checkpoint's config-group choices, which its weights belong to. "
-            "Override single keys (e.g. data.root=..., task.inference.mode=slide), or use a checkpoint trained with that choice."
-        )
-    ConfigStore.instance().store(name="checkpoint_config", node=stored)
-
-
-def resume_command_line(argv: Sequence[str]) -> list[str]:
-    """Before Hydra composes conf/train.yaml for a resume (``ckpt_path=`` on the command line):
-    an override of a key that the checkpoint's config has but conf/'s defaults lack (data.root of
-    a run on data=folder, when the default data=shapes has none) is made ``++key=value``, so that
-    Hydra lets it through to resume_config, which checks it against the checkpoint's config."""
-    given = next((arg.partition("=")[2] for arg in argv if arg.startswith("ckpt_path=")), None)
-    if not given:
-        return list(argv)
-    try:
-        stored = read_run_config(given.split(",")[0])
-    except Exception:  # a missing or foreign checkpoint: src.train names it in one line
-        return list(argv)
-    rewritten = []
-    for arg in argv:
-        key, separator, _ = arg.partition("=")
-        own = key.startswith(("+", "~", "-", "hydra.", "hydra/")) or key == "ckpt_path" or "." not in key
-        if separator and not own and OmegaConf.select(stored, key, default=_MISSING) is not _MISSING:
-            arg = f"++{arg}"
-        rewritten.append(arg)
-    return rewritten
-
-
-def resume_config(ckpt_path: str | Path, overrides: Sequence[str], groups: set[str], run_dir: str) -> DictConfig:
-    """The config a resumed run continues with: the checkpoint's own (not conf/'s defaults), with
-    the command line's key=value overrides applied (e.g. ``trainer.max_epochs=100``) and its
-    run paths moved to ``run_dir`` when the run now lives somewhere else.
-
-    Config-group choices (``model=...``, ``data=...``) cannot change: the weights, optimizer
-    state and data order belong to the checkpoint's choices.
-    """
-    changed = [o for o in overrides if o.partition("=")[0].lstrip("+~") in groups]
-    if changed:
-        raise ValueError(
-            f"{', '.join(changed)}: a resumed run keeps the checkpoint's config-group choices. "
-            "Override single keys (e.g. trainer.max_epochs=100), or start a new run to change a choice."
-        )
-    cfg = read_run_config(ckpt_path, [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.", "hydra/"))])
-    config = OmegaConf.to_container(cfg)
-    config = moved_under(config, str(config["paths"]["output_dir"]), str(run_dir))
-    config["ckpt_path"] = str(ckpt_path)
-    return OmegaConf.create(config)
 
 
 def moved_under(node: Any, old: str, new: str) -> Any:

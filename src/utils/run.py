@@ -1,22 +1,26 @@
-"""Run-directory helpers for the entry points."""
+"""The entry points' wrapper (entry_point) and their run-directory helpers."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import math
 import os
 import socket
+import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from src.utils.log import get_logger
-from src.utils.atomic import write_text
+from src.utils.atomic import write_bytes, write_text
+from src.utils.checkpoint import CheckpointWriteError
+from src.utils.log import get_logger, route_library_logs
 
 log = get_logger(__name__)
 traceback_log = get_logger("src.tracebacks")  # DEBUG records: the run's log file only (conf/hydra/job_logging)
@@ -114,24 +118,20 @@ def write_status(run_dir: Path, status: str, **details: Any) -> None:
     )  # fmt: skip
 
 
+class RunFolderError(OSError):
+    """The run directory cannot be written; the message says which and what to do."""
+
+
 # Errors whose message says what is wrong and what to do: the terminal shows that one line and
 # the run's log keeps the traceback. Any other error keeps its traceback on the terminal too.
-KNOWN_ERRORS = (ValueError, KeyError, FileNotFoundError, FloatingPointError, PermissionError, NotADirectoryError)
-_training_started: set[Path] = set()
-
-
-def training_starts(run_dir: Path) -> None:
-    """Called just before the first training step may change the run's files: a resumed run that
-    fails before this leaves its run directory as it found it."""
-    _training_started.add(Path(run_dir))
+KNOWN_ERRORS = (ValueError, KeyError, FileNotFoundError, FloatingPointError, PermissionError, NotADirectoryError,
+                CheckpointWriteError, RunFolderError)  # fmt: skip
 
 
 def known_error(error: BaseException) -> BaseException | None:
     """The error to explain in one line (Hydra's InstantiationException unwrapped), or None."""
-    cause = error.__cause__ if type(error).__name__ == "InstantiationException" and error.__cause__ else error
-    if isinstance(cause, KNOWN_ERRORS) or type(cause).__name__ == "CheckpointWriteError":
-        return cause
-    return None
+    cause = error.__cause__ if isinstance(error, InstantiationException) and error.__cause__ else error
+    return cause if isinstance(cause, KNOWN_ERRORS) else None
 
 
 def one_line(error: BaseException) -> str:
@@ -144,63 +144,80 @@ def one_line(error: BaseException) -> str:
     return " ".join(message.split())
 
 
-def report_run_dir(entry: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
-    """Wrap an entry point so that, success or failure, it says where the run's files are and
-    records how the run ended in run_status.json. A known error is logged as one line (its
-    traceback goes to the log file only); a resumed run that fails before training starts puts
-    back its run_status.json and config.yaml as they were."""
+KEPT_ON_REFUSAL = (STATUS_FILE, "config.yaml")
 
-    @functools.wraps(entry)
-    def wrapped(cfg: DictConfig) -> Any:
-        run_dir = Path(cfg.paths.output_dir)
-        started = time.time()
-        claim_for_writing(run_dir)
-        kept = {name: (run_dir / name).read_bytes() for name in (STATUS_FILE, "config.yaml") if (run_dir / name).is_file()}
-        try:
-            write_status(run_dir, "running", started=started)
-        except OSError as error:
-            raise OSError(
-                f"cannot write the run directory {run_dir}: {error.strerror or error}. "
-                "Choose a writable place with hydra.run.dir=... (or paths.output_dir=...)."
-            ) from None
-        try:
-            result = entry(cfg)
-        except (KeyboardInterrupt, SystemExit) as error:
-            write_status(run_dir, "interrupted", started=started, error=type(error).__name__)
-            log.warning(f"Run interrupted; its log and files are in {run_dir}")
-            raise
-        except BaseException as error:
-            if kept and run_dir not in _training_started:  # a resume refused before it began
-                for name, content in kept.items():
-                    (run_dir / name).write_bytes(content)
-            else:
-                write_status(run_dir, "failed", started=started, error=f"{type(error).__name__}: {error}")
-            known = known_error(error)
-            if known is not None:
-                log.error(f"{one_line(known)} (run directory: {run_dir})")
+
+def checkpoint_stamps(run_dir: Path) -> dict[str, int]:
+    folder = run_dir / "checkpoints"
+    return {p.name: p.stat().st_mtime_ns for p in folder.glob("*.ckpt")} if folder.is_dir() else {}
+
+
+def entry_point(program: str, prepare: Callable[[DictConfig], DictConfig] | None = None):
+    """The wrapper of every command (train, eval, predict, export, data check, model summary),
+    between @hydra.main and the command's work. It routes library logs into the run's log, claims
+    the run directory (Hydra's, or paths.output_dir outside Hydra) and records in run_status.json
+    how the run ended. A known error (KNOWN_ERRORS, by class) is one line on the terminal, its
+    traceback in the log, exit status 1 (in a sweep, Hydra records the failed job and goes on; called
+    outside Hydra, the error is raised). ``prepare`` turns the composed config into the one the work
+    runs with (a resume's or an evaluation's, from the checkpoint), inside the same handling.
+
+    A run directory found with a status and config (a resume) whose checkpoints the failed attempt
+    did not touch is put back as it was: the refusal changed nothing there."""
+
+    def decorate(work: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+        @functools.wraps(work)
+        def wrapped(cfg: DictConfig) -> Any:
+            route_library_logs()
+            under_hydra = HydraConfig.initialized()
+            run_dir = Path(HydraConfig.get().runtime.output_dir if under_hydra else cfg.paths.output_dir)
+            started, claimed = time.time(), False
+            kept = {name: (run_dir / name).read_bytes() for name in KEPT_ON_REFUSAL if (run_dir / name).is_file()}
+            stamps = checkpoint_stamps(run_dir)
+            try:
+                claim_for_writing(run_dir)
+                try:
+                    write_status(run_dir, "running", started=started)
+                except OSError as error:
+                    raise RunFolderError(
+                        f"cannot write the run directory {run_dir}: {error.strerror or error}. "
+                        "Choose a writable place with hydra.run.dir=...."
+                    ) from None
+                claimed = True
+                result = work(prepare(cfg) if prepare else cfg)
+            except BaseException as error:
+                interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+                if claimed and kept and not interrupted and checkpoint_stamps(run_dir) == stamps:
+                    for name, content in kept.items():
+                        write_bytes(run_dir / name, content)
+                elif claimed:
+                    write_status(run_dir, "interrupted" if interrupted else "failed", started=started, error=f"{type(error).__name__}: {error}")
+                known = None if interrupted else known_error(error)
+                if known is None:
+                    if interrupted:
+                        log.warning(f"{program}: interrupted; its log and files are in {run_dir}")
+                    else:
+                        log.error(f"{program} failed ({type(error).__name__}: {error}); its log and files are in {run_dir}")
+                    raise
+                log.error(f"{program}: {one_line(known)}")
                 traceback_log.debug("The traceback of that error:", exc_info=error)
-            else:
-                log.error(f"Run failed ({type(error).__name__}: {error}); its log and files are in {run_dir}")
-            raise
-        finally:
-            _training_started.discard(run_dir)
-        write_status(run_dir, "completed", started=started)
-        return result
+                if not under_hydra or HydraConfig.get().mode == RunMode.MULTIRUN:
+                    raise
+                raise SystemExit(1) from None
+            write_status(run_dir, "completed", started=started)
+            return result
 
-    return wrapped
+        return wrapped
+
+    return decorate
 
 
-@contextlib.contextmanager
-def exit_on_bad_input(program: str) -> Iterator[None]:
-    """Around a command's work: bad input (a missing or foreign checkpoint, an unknown key, an
-    unreadable file) ends in its one-line message (logged: on stderr and in the log file) and
-    exit status 1, not a traceback."""
-    try:
-        yield
-    except Exception as error:
-        known = known_error(error)  # Hydra's InstantiationException unwrapped: one line, not its block
-        if known is None:
-            raise
-        log.error(f"{program}: {one_line(known)}")
-        traceback_log.debug("The traceback of that error:", exc_info=error)
-        raise SystemExit(1) from None
+def command_line(main: Callable[[], Any], prepare_argv: Callable[[list[str]], list[str] | None] | None = None) -> None:
+    """``python -m src.X``: ``prepare_argv`` sees the arguments before Hydra composes (a checkpoint's
+    config registered, a resume's keys made ``++``); a bad one is one line and exit status 1."""
+    if prepare_argv is not None:
+        try:
+            sys.argv[1:] = prepare_argv(sys.argv[1:]) or sys.argv[1:]
+        except KNOWN_ERRORS as error:
+            log.error(one_line(error))
+            raise SystemExit(1) from None
+    main()
