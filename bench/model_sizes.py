@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from src.models.summary import summarise  # noqa: E402
-from src.utils.instantiate import build_net  # noqa: E402
+from src.compose import build_net  # noqa: E402
 
 MODELS = {  # name: (num_classes, in_channels)
     "unet": (21, 3),

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from src.data.files import read_image, resize_image  # noqa: E402
 from src.data.transforms import normalise  # noqa: E402
 from src.utils.hardware import device_description  # noqa: E402
-from src.utils.instantiate import build_net  # noqa: E402
+from src.compose import build_net  # noqa: E402
 
 
 def timed(run, batches: list[torch.Tensor]) -> float:

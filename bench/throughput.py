@@ -24,7 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from src.utils.hardware import auto_precision, device_description  # noqa: E402
-from src.utils.instantiate import build_net  # noqa: E402
+from src.compose import build_net  # noqa: E402
 
 
 def build(model: str, num_classes: int) -> torch.nn.Module:
