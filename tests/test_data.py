@@ -13,7 +13,7 @@ from PIL import Image
 from src.data.items import ArraySegmentationDataset
 from src.data.splits import SplitArrays
 from src.data.files import DatasetError
-from tests.conftest import SHARED_DATA, compose_config, run_cli
+from tests.conftest import ROOT, SHARED_DATA, compose_config, run_cli
 from tests.fixtures import make_cifar, make_pets, make_satellite, make_voc
 
 MAKERS = {"pets": make_pets, "voc": make_voc, "satellite": make_satellite}
@@ -304,3 +304,18 @@ def test_data_check_finds_no_problem_in_good_folders(name, tmp_path):
     assert sum(report["counts"].values()) == {"voc": 28, "satellite": 20, "shared_pets": 357}[name]
     assert len(report["cells"]) == 4
     assert sum(report["class_pixel_frequency"].values()) == pytest.approx(1.0)
+
+
+def test_dataset_configs_keep_only_their_own_keys_the_shared_ones_come_from_conf_data_common():
+    import yaml
+
+    conf = ROOT / "conf" / "data"
+    base = yaml.safe_load((conf / "common" / "base.yaml").read_text())
+    files = {**base, **yaml.safe_load((conf / "common" / "files.yaml").read_text())}
+    files.pop("defaults")
+    for path in sorted(conf.glob("*.yaml")):
+        own = yaml.safe_load(path.read_text())
+        shared = files if "common/files@_here_" in own.get("defaults", []) else base
+        repeated = {key for key, value in own.items() if key in shared and shared[key] == value}
+        assert not repeated, f"{path.name} repeats {sorted(repeated)} with the value conf/data/common already gives"
+        assert any(str(d).startswith(("common/", "shapes")) for d in own["defaults"]), path.name
