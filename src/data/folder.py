@@ -27,7 +27,7 @@ from PIL import Image
 from src.data.files import IMAGE_SUFFIXES, DatasetError, Sample, read_list, read_raw_mask, require_dir
 from src.data.from_files import FileSegmentationDataModule
 from src.data.masks import looked_up
-from src.data.splits import SPLITS, seeded_split
+from src.data.splits import SPLITS, completed_split_items
 from src.utils.log import get_logger
 
 log = get_logger(__name__)
@@ -236,34 +236,15 @@ class FolderDataModule(FileSegmentationDataModule):
     def _find_splits(self) -> dict[str, list[Sample]]:
         if (self.image_dir / "train").is_dir():
             found = {s: self._pairs(self.image_dir / s, self.mask_dir / s) for s in SPLITS if (self.image_dir / s).is_dir()}
-            samples = {split: list(pairs.values()) for split, pairs in found.items()}
         else:
             pairs = self._pairs(self.image_dir, self.mask_dir)
             lists = self.root / "splits"
             if (lists / "train.txt").is_file():
-                samples = {s: [self._listed(pairs, name, lists / f"{s}.txt") for name in read_list(lists / f"{s}.txt")]
-                           for s in SPLITS if (lists / f"{s}.txt").is_file()}  # fmt: skip
+                found = {s: {name: self._listed(pairs, name, lists / f"{s}.txt") for name in read_list(lists / f"{s}.txt")}
+                         for s in SPLITS if (lists / f"{s}.txt").is_file()}  # fmt: skip
             else:
-                rest, test = seeded_split(list(pairs), self.test_fraction, self.seed)
-                self._fraction_leaves_pairs("test_fraction", self.test_fraction, len(pairs), rest, test)
-                samples = {"train": [pairs[n] for n in rest], "test": [pairs[n] for n in test]}
-        if "val" not in samples:  # a seeded fraction of the training pairs
-            by_name = {s.name: s for s in samples["train"]}
-            train, val = seeded_split(list(by_name), self.val_fraction, self.seed)
-            self._fraction_leaves_pairs("val_fraction", self.val_fraction, len(by_name), train, val)
-            samples["train"], samples["val"] = [by_name[n] for n in train], [by_name[n] for n in val]
-        if "test" not in samples:
-            samples["test"] = samples["val"]
-        return samples
-
-    def _fraction_leaves_pairs(self, key: str, fraction: float, count: int, kept: list, taken: list) -> None:
-        split = key.removesuffix("_fraction")
-        if count and not taken:
-            raise DatasetError(f"data.{key}={fraction} leaves no {split} pairs of {count}: set it between 0 and 1 (e.g. 0.1), "
-                               f"or give the {split} split as images/{split}/ or splits/{split}.txt")  # fmt: skip
-        if count and not kept:
-            raise DatasetError(f"data.{key}={fraction} takes all {count} pairs for {split}, leaving none to train on: "
-                               "set it between 0 and 1 (e.g. 0.1)")  # fmt: skip
+                found = {"all": pairs}
+        return completed_split_items(found, self.seed, self.val_fraction, self.test_fraction, "images/{split}/ or splits/{split}.txt")
 
     @staticmethod
     def _listed(pairs: dict[str, Sample], name: str, list_file: Path) -> Sample:

@@ -71,6 +71,11 @@ class FileSegmentationDataModule(SegmentationDataModule):
         """A mask file as stored (src.data.files.read_raw_mask)."""
         return read_raw_mask(path)
 
+    def sample_mask(self, sample: Sample, height: int, width: int) -> np.ndarray:
+        """The class-id mask of a sample (of an image ``height`` x ``width``): its mask file decoded.
+        Datasets whose masks are drawn from annotations (src.data.annotations) draw them here."""
+        return self.mask_to_ids(self.raw_mask(sample.mask), sample.mask)
+
     def coding(self) -> dict:
         """Everything besides the files that changes the decoded masks (part of the cache key)."""
         return {}
@@ -79,7 +84,7 @@ class FileSegmentationDataModule(SegmentationDataModule):
     def read_sample(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
         """Image and class-id mask at their stored size, both checked."""
         image = read_image(sample.image, "L" if self.in_channels == 1 else "RGB")
-        mask = self.mask_to_ids(self.raw_mask(sample.mask), sample.mask)
+        mask = self.sample_mask(sample, *image.shape[:2])
         if mask.shape[:2] != image.shape[:2]:
             raise DatasetError(
                 f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {sample.image.name} is "

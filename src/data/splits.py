@@ -7,6 +7,8 @@ from typing import Sequence
 
 import numpy as np
 
+from src.data.files import DatasetError
+
 SPLITS = ("train", "val", "test")
 
 
@@ -55,3 +57,40 @@ def seeded_split(names: Sequence[str], fraction: float, seed: int) -> tuple[list
         held = 1
     held_out = {names[i] for i in order[:held]}
     return [n for n in names if n not in held_out], [n for n in names if n in held_out]
+
+
+# Where a split made from another takes its items: val from train, test from val (or from all).
+SOURCES = {"train": ("train", "all"), "val": ("val", "train", "all"), "test": ("test", "val", "train", "all")}
+
+
+def completed_split_items(found: dict[str, dict], seed: int, val_fraction: float, test_fraction: float, hint: str) -> dict[str, list]:
+    """completed_splits of ``{split: {name: item}}``: each split's items, in name order."""
+    names = completed_splits({split: list(items) for split, items in found.items()}, seed, val_fraction, test_fraction, hint)
+    return {split: [next(found[s][n] for s in SOURCES[split] if n in found.get(s, {})) for n in split_names]
+            for split, split_names in names.items()}  # fmt: skip
+
+
+def completed_splits(given: dict[str, list[str]], seed: int, val_fraction: float, test_fraction: float, hint: str) -> dict[str, list[str]]:
+    """train/val/test names from what a dataset gives: ``{"all": names}`` (nothing split: a seeded
+    ``test_fraction`` is held out, then ``val_fraction`` of the rest), or named splits, a missing val
+    split being a seeded ``val_fraction`` of train and a missing test split the val one. ``hint`` says
+    where else a split can come from (in the errors)."""
+
+    def held_out(names: list[str], key: str, fraction: float) -> tuple[list[str], list[str]]:
+        kept, taken = seeded_split(names, fraction, seed)
+        split = key.removesuffix("_fraction")
+        if names and not taken:
+            raise DatasetError(f"data.{key}={fraction} leaves no {split} pairs of {len(names)}: set it between 0 and 1 "
+                               f"(e.g. 0.1), or give the {split} split as {hint.format(split=split)}")  # fmt: skip
+        if names and not kept:
+            raise DatasetError(f"data.{key}={fraction} takes all {len(names)} pairs for {split}, leaving none to train on: "
+                               "set it between 0 and 1 (e.g. 0.1)")  # fmt: skip
+        return kept, taken
+
+    splits = dict(given)
+    if "all" in splits:
+        splits["train"], splits["test"] = held_out(splits.pop("all"), "test_fraction", test_fraction)
+    if "val" not in splits:
+        splits["train"], splits["val"] = held_out(splits["train"], "val_fraction", val_fraction)
+    splits.setdefault("test", splits["val"])
+    return splits

@@ -44,6 +44,14 @@ def count_folder_classes(root: str, classes) -> int:
     return count_classes(root, OmegaConf.to_container(classes) if OmegaConf.is_config(classes) else classes)
 
 
+def count_annotated_classes(kind: str, root: str, classes_or_annotations, category_ids: bool = False) -> int:
+    """data.num_classes of data=coco (its categories) and data=labelme (its class list or labels)."""
+    from src.data.annotations import count_coco_classes, count_labelme_classes
+
+    value = OmegaConf.to_container(classes_or_annotations) if OmegaConf.is_config(classes_or_annotations) else classes_or_annotations
+    return count_coco_classes(root, value, category_ids) if kind == "coco" else count_labelme_classes(root, value)
+
+
 def checkpoint_run_dir(ckpt_path: str | None, new_run_dir: str) -> str:
     """The run directory a resumed run continues in: the one whose checkpoints/ folder holds
     ``ckpt_path`` (``<run>/checkpoints/last.ckpt``), else a new one claimed under the name
@@ -70,6 +78,7 @@ def hydra_subdir(ckpt_path: str | None) -> str:
 
 OmegaConf.register_new_resolver("image_folder_classes", count_image_folder_classes, replace=True)
 OmegaConf.register_new_resolver("folder_classes", count_folder_classes, replace=True)
+OmegaConf.register_new_resolver("annotated_classes", count_annotated_classes, replace=True)
 OmegaConf.register_new_resolver("job_cpus", job_cpus, replace=True)
 OmegaConf.register_new_resolver("checkpoint_run_dir", checkpoint_run_dir, replace=True)
 OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
