@@ -16,6 +16,7 @@ from typing import Any
 import hydra
 import lightning as L
 from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -184,12 +185,18 @@ def train(cfg: DictConfig) -> float | None:
         "test": test_metrics,
     }
     write_json(run_dir / "metrics.json", summary)
+    hp_metrics = {f"hp/{name.replace('/', '_')}": value for name, value in test_metrics.items()}
+    if best_score is not None:
+        hp_metrics["hp/best_" + cfg.monitor.replace("/", "_")] = best_score
     for logger in trainer.loggers:
-        hp_metrics = {f"hp/{name.replace('/', '_')}": value for name, value in test_metrics.items()}
-        if best_score is not None:
-            hp_metrics["hp/best_" + cfg.monitor.replace("/", "_")] = best_score
-        logger.log_hyperparams(flatten(config), metrics=hp_metrics)
+        if isinstance(logger, TensorBoardLogger):  # its hparams view pairs the config with these scores
+            logger.log_hyperparams(flatten(config), metrics=hp_metrics)
+        else:
+            logger.log_hyperparams(flatten(config))
+            logger.log_metrics(hp_metrics, step=trainer.global_step)
         logger.save()
+        if isinstance(logger, WandbLogger):  # a sweep runs every job in one process: end this run now
+            logger.experiment.finish()
 
     log.info(f"Run directory: {run_dir}")
     if best_score is not None:

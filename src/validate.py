@@ -31,7 +31,24 @@ def check_config(cfg: DictConfig) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0):
             raise ConfigError(f"{key} must be a number >= 0, got {value!r}")
     check_accelerator(cfg)
+    check_logger_packages(cfg)
     check_model_takes_the_data(cfg)
+
+
+# logger class -> (the package it needs, the extra that installs it)
+LOGGER_PACKAGES = {"MLFlowLogger": ("mlflow", "mlflow"), "WandbLogger": ("wandb", "wandb")}
+
+
+def check_logger_packages(cfg: DictConfig) -> None:
+    """A logger whose package is not installed: one line naming the extra, before anything is built."""
+    import importlib.util
+
+    for name, entry in (cfg.get("logger") or {}).items():
+        target = str((entry or {}).get("_target_", "")).rsplit(".", 1)[-1]
+        package, extra = LOGGER_PACKAGES.get(target, (None, None))
+        if package and importlib.util.find_spec(package) is None:
+            raise ConfigError(f"logger.{name} ({target}) needs the {package} package, not installed here: "
+                              f'pip install -e ".[{extra}]" (or pip install {package})')  # fmt: skip
 
 
 def check_accelerator(cfg: DictConfig) -> None:

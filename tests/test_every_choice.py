@@ -22,7 +22,7 @@ def test_the_groups_enumerated_here_are_every_standalone_group():
 
 @pytest.mark.parametrize("group,choice", [c if c == ("logger", "none") else pytest.param(*c, marks=pytest.mark.slow) for c in CHOICES])
 def test_every_choice_runs_debug_fast(tmp_path, group, choice):
-    overrides = [f"{group}={choice}", "debug=fast" if group != "debug" else "trainer.max_epochs=1",
+    overrides = [f"{group}={choice}", "debug=fast" if group != "debug" else "trainer.max_epochs=1", f"paths.tracking_dir={tmp_path}",
                  "++trainer.limit_train_batches=2", "++trainer.limit_val_batches=2", "++trainer.limit_test_batches=2"]  # fmt: skip
     if group == "debug" and choice != "fast":
         overrides += ["data.num_workers=0"]

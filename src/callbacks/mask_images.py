@@ -9,13 +9,13 @@ from typing import Iterator
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 import cv2
 
 from src.data.items import pad_collate
 from src.data.palettes import colourise, voc_palette
 from src.data.transforms import IMAGENET_MEAN, IMAGENET_STD, denormalise
+from src.callbacks.figures import publish_image
 from src.utils.atomic import save_image
 
 SEPARATOR = 2  # pixels of white between panels
@@ -114,9 +114,7 @@ class MaskImageLogger(Callback):
         if trainer.sanity_checking or self.num_samples <= 0 or not pl_module.makes_masks:
             return  # (a classification task has no masks to draw)
         grid = prediction_grid(pl_module, self._fixed_samples(trainer), trainer.datamodule)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("val/masks", grid, global_step=trainer.global_step, dataformats="HWC")
+        publish_image(trainer, grid, "val/masks")
         if self.save_dir is not None:
             self.save_dir.mkdir(parents=True, exist_ok=True)
             save_image(grid, self.save_dir / "val_masks.png")

@@ -7,10 +7,9 @@ import math
 from pathlib import Path
 
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from src.callbacks.figures import TestReport
+from src.callbacks.figures import TestReport, publish_image
 from src.callbacks.mask_images import items_batch, prediction_grid
 from src.metrics import metric_key
 from src.utils.atomic import replacing, save_image
@@ -62,8 +61,6 @@ class WorstCases(TestReport):
             return
         position = {name: index for index, name in enumerate(dataset.names)}
         grid = prediction_grid(pl_module, items_batch(dataset, [position[n] for n in worst], trainer.datamodule), trainer.datamodule)
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("test/worst", grid, global_step=trainer.global_step, dataformats="HWC")
+        publish_image(trainer, grid, "test/worst")
         if self.save_dir is not None:
             save_image(grid, self.save_dir / "worst_test.png")

@@ -52,6 +52,22 @@ def count_annotated_classes(kind: str, root: str, classes_or_annotations, catego
     return count_coco_classes(root, value, category_ids) if kind == "coco" else count_labelme_classes(root, value)
 
 
+def wandb_offline() -> bool:
+    """logger=wandb runs offline unless this user has logged in (WANDB_API_KEY, or wandb login's
+    entry in ~/.netrc), or WANDB_MODE says otherwise."""
+    import netrc
+
+    mode = os.environ.get("WANDB_MODE", "")
+    if mode in ("offline", "disabled", "dryrun"):
+        return True
+    if os.environ.get("WANDB_API_KEY") or mode == "online":
+        return False
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is None
+    except (OSError, netrc.NetrcParseError):
+        return True
+
+
 def checkpoint_run_dir(ckpt_path: str | None, new_run_dir: str) -> str:
     """The run directory a resumed run continues in: the one whose checkpoints/ folder holds
     ``ckpt_path`` (``<run>/checkpoints/last.ckpt``), else a new one claimed under the name
@@ -79,6 +95,7 @@ def hydra_subdir(ckpt_path: str | None) -> str:
 OmegaConf.register_new_resolver("image_folder_classes", count_image_folder_classes, replace=True)
 OmegaConf.register_new_resolver("folder_classes", count_folder_classes, replace=True)
 OmegaConf.register_new_resolver("annotated_classes", count_annotated_classes, replace=True)
+OmegaConf.register_new_resolver("wandb_offline", wandb_offline, replace=True)
 OmegaConf.register_new_resolver("job_cpus", job_cpus, replace=True)
 OmegaConf.register_new_resolver("checkpoint_run_dir", checkpoint_run_dir, replace=True)
 OmegaConf.register_new_resolver("hydra_subdir", hydra_subdir, replace=True)
