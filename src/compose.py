@@ -117,25 +117,48 @@ def read_run_config(ckpt_path: str | Path, overrides: Sequence[str] = ()) -> Dic
     return cfg
 
 
-def load_run(ckpt_path: str | Path, overrides: Sequence[str] = (), run_dir: str | Path | None = None, with_task: bool = True):
-    """A trained run, loaded back: ``(config, task)``. The config is the checkpoint's own with the
+def exported_run_config(onnx_path: str | Path, overrides: Sequence[str] = ()) -> DictConfig:
+    """The run config that src.export stored in the model.json beside an exported model, with overrides."""
+    from src.exported import model_card
+
+    stored = model_card(onnx_path).get("run_config")
+    if not stored:
+        raise ValueError(f"onnx_path={onnx_path}: its model.json holds no run config (exported before seglab stored it); export again")
+    cfg = OmegaConf.create(stored)
+    OmegaConf.set_struct(cfg, True)
+    return apply_overrides(cfg, overrides, f"{onnx_path}'s run config")
+
+
+def load_run(path: str | Path, overrides: Sequence[str] = (), run_dir: str | Path | None = None, with_task: bool = True):
+    """A trained run, loaded back: ``(config, task)``, from a checkpoint or from an exported
+    ``model.onnx`` (fp32 or INT8, with its model.json). The config is the run's own with the
     ``key=value`` overrides; given ``run_dir``, its run paths are moved there (a resumed run in a
-    moved folder, an evaluation writing its own) and ``ckpt_path`` set. The task has the net's
-    weights loaded from the whole file, in eval mode; ``with_task=False`` (resume, which builds its
-    own) returns ``(config, None)``. Used by src.train (resume), src.eval, src.predict and src.export."""
-    cfg = read_run_config(ckpt_path, overrides)
+    moved folder, an evaluation writing its own) and ``ckpt_path`` (or ``onnx_path``) set. The task
+    has the net's weights loaded from the whole file (or runs the exported file), in eval mode;
+    ``with_task=False`` (resume, which builds its own) returns ``(config, None)``. Used by src.train
+    (resume), src.eval, src.predict and src.export."""
+    exported = str(path).endswith(".onnx")
+    cfg = exported_run_config(path, overrides) if exported else read_run_config(path, overrides)
     if run_dir is not None:
         config = OmegaConf.to_container(cfg)
         config = moved_under(config, str(config["paths"]["output_dir"]), str(run_dir))
-        config["paths"]["output_dir"], config["ckpt_path"] = str(run_dir), str(ckpt_path)
+        config["paths"]["output_dir"] = str(run_dir)
+        config["ckpt_path"], config["onnx_path"] = (None, str(path)) if exported else (str(path), None)
         cfg = OmegaConf.create(config)
-    return cfg, trained_task(cfg, ckpt_path) if with_task else None
+    return cfg, trained_task(cfg, path) if with_task else None
 
 
-def trained_task(cfg: DictConfig, ckpt_path: str | Path):
-    """The task of a loaded run's config with the checkpoint's net weights (the whole file read), in eval mode."""
+def trained_task(cfg: DictConfig, path: str | Path):
+    """The task of a loaded run's config with the checkpoint's net weights (the whole file read),
+    or running the exported model.onnx, in eval mode."""
+    if str(path).endswith(".onnx"):
+        from src.exported import ExportedNet, model_card
+
+        card = model_card(path)
+        net = ExportedNet(path, int(card["input"]["channels"]), len(card["classes"]), int(card["input"]["size_multiple"]))
+        return build_task(cfg, net).eval()
     task = build_task(cfg)
-    load_net_weights(task.net, ckpt_path)
+    load_net_weights(task.net, path)
     return task.eval()
 
 
@@ -162,8 +185,9 @@ def register_checkpoint_config(argv: Sequence[str], program: str) -> None:
     from hydra.core.config_store import ConfigStore
 
     given = checkpoint_on_command_line(argv)
+    exported = next((value for key, value in map(split_override, argv) if key == "onnx_path" and value), None)
     try:
-        stored = OmegaConf.to_container(read_run_config(given)) if given else {}
+        stored = OmegaConf.to_container(read_run_config(given) if given else exported_run_config(exported)) if given or exported else {}
     except (OSError, ValueError):
         stored = {}
     choices = [arg for arg in argv if isinstance(stored.get(split_override(arg)[0].lstrip("+~")), dict) and split_override(arg)[1] is not None]

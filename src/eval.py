@@ -36,8 +36,10 @@ def evaluation_config(cfg: DictConfig) -> DictConfig:
     """The checkpoint's stored config with the command line's ``key=value`` overrides, writing into
     this evaluation's run directory."""
     hydra_config = HydraConfig.get()
-    overrides = [o for o in hydra_config.overrides.task if not o.startswith("ckpt_path=")]
-    return load_run(cfg.ckpt_path, overrides, hydra_config.runtime.output_dir, with_task=False)[0]
+    overrides = [o for o in hydra_config.overrides.task if not o.startswith(("ckpt_path=", "onnx_path="))]
+    if bool(cfg.get("ckpt_path")) == bool(cfg.get("onnx_path")):
+        raise ValueError("give ckpt_path=<checkpoint> or onnx_path=<exported model.onnx> (fp32 or int8), one of them")
+    return load_run(cfg.ckpt_path or cfg.onnx_path, overrides, hydra_config.runtime.output_dir, with_task=False)[0]
 
 
 def write_test_masks(task, datamodule, path: Path, count: int = 8) -> None:
@@ -53,7 +55,8 @@ def evaluate(cfg: DictConfig) -> dict:
     write_resolved_config(cfg, run_dir)
     L.seed_everything(cfg.seed, workers=True)  # the same splits and order as the training run's test
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    task = trained_task(cfg, cfg.ckpt_path)  # the whole file read now: damage or a changed net named in one line
+    model = cfg.get("onnx_path") or cfg.ckpt_path
+    task = trained_task(cfg, model)  # the whole file read now: damage or a changed net named in one line
     images = str(run_dir / "images")
     # The training run's trainer settings (precision, devices, limit_test_batches), minus fitting's.
     trainer_cfg = {key: value for key, value in cfg.trainer.items() if not key.startswith(("limit_train", "limit_val", "max_"))}
@@ -66,9 +69,9 @@ def evaluate(cfg: DictConfig) -> dict:
         logger=False,
         enable_checkpointing=False,
     )
-    trainer.test(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
+    trainer.test(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path or None, weights_only=True)
     test_metrics = {name: float(value) for name, value in sorted(trainer.callback_metrics.items())}
-    summary = {"checkpoint": str(cfg.ckpt_path), "wall_time_s": round(time.perf_counter() - started, 2), "test": test_metrics}
+    summary = {"checkpoint" if cfg.ckpt_path else "exported_model": str(model), "wall_time_s": round(time.perf_counter() - started, 2), "test": test_metrics}
     write_json(run_dir / "metrics.json", summary)  # the finished scores first: a picture that fails loses none of them
     log.info(headline(test_metrics))
     if task.makes_masks:

@@ -70,9 +70,12 @@ def sidecar(cfg: DictConfig, task, fmt: str, file: str, multiple: int, num_outpu
 
 
 @torch.no_grad()
-def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3) -> dict:
+def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3, quantize: str | None = None,
+           calibration_images: int = 200, max_score_drop: float = 0.01, seed: int = 0) -> dict:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    if quantize not in (None, "int8") or (quantize and fmt != "onnx"):
+        raise ValueError(f"quantize must be null or int8 (with format=onnx), got {quantize!r}")
     cfg, task = load_mask_model(ckpt_path)
     net = task.net.to("cpu", memory_format=torch.contiguous_format).eval()
     size = int(cfg.data.image_size)
@@ -106,8 +109,12 @@ def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3) -> dict
                     f"{difference:.2e} (tolerance {tolerance:g} x logits up to {scale:.3g}), "
                     f"masks {'equal' if same_masks else 'differ'}"
                 )
+        quantized = quantize and quantize_checked(cfg, task, written, calibration_images, max_score_drop, seed)
     info = sidecar(cfg, task, fmt, path.name, multiple, int(reference.shape[1]), palette)
     info["checked"] = {"on": source, "runs": checked}
+    if quantized:
+        info["quantization"] = quantized
+    info["run_config"] = OmegaConf.to_container(cfg, resolve=True)  # src.eval onnx_path= rebuilds the data and task from it
     info["checkpoint"] = str(ckpt_path)
     write_text(out / "model.json", json.dumps(info, indent=2) + "\n")
     log.info(f"Exported {path} ({path.stat().st_size / 2**20:.1f} MB) and model.json; checked on {source} at "
@@ -115,10 +122,28 @@ def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3) -> dict
     return info
 
 
+def quantize_checked(cfg: DictConfig, task, onnx_file: Path, count: int, max_score_drop: float, seed: int) -> dict:
+    """``onnx_file`` (fp32, checked) replaced by its INT8 quantisation, calibrated on ``count`` training
+    images and checked against the fp32 net on the test split (src.quantize)."""
+    import tempfile
+
+    from src.quantize import calibration_images, check_int8, quantize_int8
+
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    with tempfile.TemporaryDirectory() as scratch:
+        int8_file = Path(scratch) / "int8.onnx"
+        how = quantize_int8(onnx_file, int8_file, calibration_images(datamodule, count, seed))
+        datamodule.setup("test")
+        check = check_int8(cfg, task, int8_file, datamodule, max_score_drop)
+        int8_file.replace(onnx_file)
+    return {**how, "check": check}
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 @entry_point("python -m src.export")
 def main(cfg: DictConfig) -> dict:
-    return export(cfg.ckpt_path, cfg.format, Path(cfg.output or HydraConfig.get().runtime.output_dir), float(cfg.tolerance))
+    return export(cfg.ckpt_path, cfg.format, Path(cfg.output or HydraConfig.get().runtime.output_dir), float(cfg.tolerance),
+                  cfg.quantize, int(cfg.calibration_images), float(cfg.max_score_drop), int(cfg.seed))  # fmt: skip
 
 
 if __name__ == "__main__":

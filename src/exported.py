@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,3 +33,30 @@ def run_exported(path: Path, fmt: str, channels: int | None = None, classes: int
         return lambda images: torch.from_numpy(session.run(None, {name: images.contiguous().cpu().numpy().astype(np.float32)})[0])
     module = torch.jit.load(str(path), map_location="cpu")
     return lambda images: module(images.cpu())
+
+
+def model_card(model_path: str | Path, key: str = "onnx_path") -> dict:
+    """The model.json that src.export wrote beside an exported file."""
+    path = Path(model_path).expanduser()
+    card = path.with_name("model.json")
+    if not path.is_file() or not card.is_file():
+        raise FileNotFoundError(f"{key}={model_path}: needs the exported file and its model.json beside it (python -m src.export)")
+    try:
+        info = json.loads(card.read_text())
+        len(info["classes"]), int(info["input"]["channels"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"{card}: not a model.json written by src.export ({error}); export the checkpoint again") from None
+    return info
+
+
+class ExportedNet(torch.nn.Module):
+    """An exported ONNX file as a net: normalised NCHW images in, logits out (on the input's
+    device), so that a task's test loop, metrics and pictures run on what will be shipped."""
+
+    def __init__(self, path: str | Path, channels: int | None = None, classes: int | None = None, size_multiple: int = 1):
+        super().__init__()
+        self.forward_exported = run_exported(Path(path), "onnx", channels, classes)
+        self.size_multiple = size_multiple  # the graph pads to it itself; said for the inference code
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.forward_exported(images.float()).to(images.device)

@@ -14,7 +14,6 @@ sliding windows for large photos), and the logits resized back before the class 
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import threading
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.data.files import IMAGE_SUFFIXES, RESIZE_POLICIES, DatasetError, read_image, resize_by_policy
 from src.data.palettes import overlay, voc_palette
 from src.data.transforms import normalisation_stats, normalise
-from src.exported import run_exported
+from src.exported import model_card, run_exported
 from src.metrics import hard_predictions
 from src.tasks.inference import Inference
 from src.compose import apply_overrides, load_mask_model, register_checkpoint_config
@@ -116,13 +115,8 @@ def onnx_predictor(model_path: str, overrides: Sequence[str] = ()) -> Predictor:
     (task.inference.mode=slide)."""
     path = Path(model_path)
     card = path.with_name("model.json")
-    if not path.is_file() or not card.is_file():
-        raise FileNotFoundError(f"onnx_path={model_path}: needs the exported file and its model.json beside it (python -m src.export)")
-    try:
-        info = json.loads(card.read_text())
-        classes, channels = len(info["classes"]), int(info["input"]["channels"])
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{card}: not a model.json written by src.export ({error}); export the checkpoint again") from None
+    info = model_card(path)
+    classes, channels = len(info["classes"]), int(info["input"]["channels"])
     settings = OmegaConf.create({"inference": info.get("inference") or {}})
     foreign = [o for o in overrides if not o.startswith("task.inference.")]
     if foreign:

@@ -93,3 +93,55 @@ def test_a_truncated_onnx_file_or_a_disagreeing_model_json_is_one_line_naming_th
     truncated = run_cli("src.predict", f"onnx_path={exported}", f"input={photo}", f"output={tmp_path / 'out'}", cwd=tmp_path)
     assert truncated.returncode == 1
     assert f"{exported}: onnxruntime cannot load this file" in truncated.stderr and "Traceback" not in truncated.stderr
+
+
+def test_an_int8_export_runs_in_onnxruntime_agrees_with_fp32_and_records_the_score_change(trained_run, tmp_path):
+    from src.compose import load_mask_model
+    from src.exported import ExportedNet
+    from src.export import export
+
+    checkpoint = trained_run[0] / "checkpoints" / "best.ckpt"
+    info = export(str(checkpoint), "onnx", tmp_path / "int8", quantize="int8", calibration_images=16)
+    how = json.loads((tmp_path / "int8" / "model.json").read_text())["quantization"]
+    assert how["format"] == "QDQ" and how["calibration_images"] == 16 and how == info["quantization"]
+    check = how["check"]
+    assert check["change"] == pytest.approx(check["int8"] - check["fp32"]) and check["mask_agreement"] >= 0.98
+    assert check["fp32"] == pytest.approx(check["fp32_scores"][check["metric"]])
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "int8" / "model.onnx")).graph
+    assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in graph.node}
+    # The file alone, on an image of the test split: the same masks as the fp32 net on nearly every pixel.
+    cfg, task = load_mask_model(str(checkpoint))
+    int8 = ExportedNet(tmp_path / "int8" / "model.onnx")
+    images = torch.randn(2, 3, 40, 56)
+    agree = (task.net(images).argmax(1) == int8(images).argmax(1)).float().mean()
+    assert agree >= 0.9  # random pixels are far from the calibration images; the test split's figure is above
+
+
+def test_an_int8_export_that_loses_more_than_max_score_drop_fails_and_writes_no_model(trained_run, tmp_path):
+    from src.export import export
+
+    checkpoint = trained_run[0] / "checkpoints" / "best.ckpt"
+    with pytest.raises(ValueError, match=r"quantize=int8: test/dice_per_image dropped by .* more than max_score_drop=-1.0; no model written"):
+        export(str(checkpoint), "onnx", tmp_path / "out", quantize="int8", calibration_images=8, max_score_drop=-1.0)
+    assert not list((tmp_path / "out").glob("*.onnx")) and not (tmp_path / "out" / "model.json").exists()
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name != "run_status.json"]
+
+
+@pytest.mark.slow  # three command lines: CI runs it with -m slow
+def test_eval_of_the_exported_fp32_and_int8_models_from_the_command_line(trained_run, tmp_path):
+    checkpoint = trained_run[0] / "checkpoints" / "best.ckpt"
+    for name, extra in (("fp32", []), ("int8", ["quantize=int8", "calibration_images=16"])):
+        exported = run_cli("src.export", f"ckpt_path={checkpoint}", *extra, f"output={tmp_path / name}", f"hydra.run.dir={tmp_path / ('x' + name)}", cwd=tmp_path)
+        assert exported.returncode == 0, exported.stderr[-3000:]
+    scores = {}
+    for name, source in (("ckpt", f"ckpt_path={checkpoint}"), ("fp32", f"onnx_path={tmp_path / 'fp32' / 'model.onnx'}"),
+                         ("int8", f"onnx_path={tmp_path / 'int8' / 'model.onnx'}")):  # fmt: skip
+        evaluated = run_cli("src.eval", source, f"hydra.run.dir={tmp_path / ('eval_' + name)}", cwd=tmp_path)
+        assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+        scores[name] = json.loads((tmp_path / f"eval_{name}" / "metrics.json").read_text())["test"]
+    assert scores["fp32"].keys() == scores["ckpt"].keys()
+    assert all(abs(scores["fp32"][k] - scores["ckpt"][k]) <= 1e-4 for k in scores["ckpt"]), scores
+    check = json.loads((tmp_path / "int8" / "model.json").read_text())["quantization"]["check"]
+    assert scores["int8"][check["metric"]] == pytest.approx(check["int8"], abs=1e-4)  # eval shows the number export checked

@@ -290,6 +290,7 @@ def test_a_failed_export_check_leaves_no_model_file(trained_run, tmp_path):
     assert not list((tmp_path / "exported").iterdir())
 
 
+@pytest.mark.slow  # two command lines: CI runs it with -m slow
 @pytest.mark.parametrize("setting,message", [
     ("task.inference.scales=[0.01]", "task.inference.scales: 0.01 turns a 32x32 image into less than one pixel"),
     ("task.inference.overlap=1.5", "task.inference.overlap must be in [0, 1), got 1.5"),

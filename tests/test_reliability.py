@@ -212,11 +212,13 @@ def test_an_image_size_the_model_cannot_train_on_fails_before_any_data_is_read(t
         train_run("model=resnet34_unet", "data.image_size=32", "data.batch_size=1")
 
 
+@pytest.mark.slow  # command lines: CI runs it with -m slow (the fast suite stays under 10 minutes)
 def test_an_unknown_config_key_is_refused_naming_it(tmp_path):
     result = run_cli("src.train", "optimizer.learning_rate=0.1", "hydra.run.dir=run", cwd=tmp_path)
     assert result.returncode != 0 and "optimizer.learning_rate" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow  # command lines: CI runs it with -m slow (the fast suite stays under 10 minutes)
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
     from src.compose import read_run_config
 
@@ -324,6 +326,7 @@ def test_best_and_last_of_the_same_state_share_one_file_and_part_when_training_g
     assert torch.load(folder / "last.ckpt", weights_only=True)["epoch"] == 1
 
 
+@pytest.mark.slow  # command lines: CI runs it with -m slow (the fast suite stays under 10 minutes)
 def test_runs_started_in_the_same_second_get_a_directory_each(tmp_path):
     from datetime import datetime, timedelta
 

@@ -15,6 +15,7 @@ from src.report import write_report
 from tests.conftest import run_cli, tiny
 
 
+@pytest.mark.slow  # command lines: CI runs it with -m slow (the fast suite stays under 10 minutes)
 def test_report_of_a_four_run_sweep_lists_every_run_and_the_crashed_ones_as_failed(tmp_path):
     # optimizer.lr=-1 is refused by the config check: two of the four runs crash; Hydra still runs all four.
     sweep = run_cli("src.train", "-m", "debug=fast", *tiny(["optimizer.lr=1e-3,-1", "aug=none,flip"]),

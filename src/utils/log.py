@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import warnings
 
 from lightning_utilities.core.rank_zero import rank_zero_only
 from rich.console import Console
@@ -64,6 +65,9 @@ def route_library_logs() -> None:
     tips = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # a logger's filters see only its own records
     if not any(isinstance(f, NoAdvertising) for f in tips.filters):
         tips.addFilter(NoAdvertising())
+    # On a machine with SLURM installed Lightning warns, for every run started outside a job, that
+    # srun is there; seglab sends jobs through hydra/launcher=slurm, which starts them inside one.
+    warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
 
 
 class NoAdvertising(logging.Filter):
