@@ -19,7 +19,7 @@ CASES = {
     "predict-file": ("src.predict", ["ckpt_path={ckpt}", "input={tmp}/no_such_photos"], "no_such_photos"),
     "export-key": ("src.export", ["ckpt_path={ckpt}", "format=tflite"], "format must be one of"),
     "export-file": ("src.export", ["ckpt_path={tmp}/broken.ckpt"], "broken.ckpt: not a loadable checkpoint"),
-    "check-key": ("src.data.check", ["data.num_classes=1"], "data.variant=binary has 2 classes, but data.num_classes=1"),
+    "check-key": ("src.data.check", ["data.image_size=0"], "data.image_size must be a whole number >= 1, got 0"),
     "check-file": ("src.data.check", ["data=pets", "data.root={tmp}/no_pets"], "no_pets: no such folder"),
 }
 
