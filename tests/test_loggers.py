@@ -90,3 +90,17 @@ def test_a_logger_whose_package_is_missing_is_one_line_naming_the_extra(tmp_path
     cfg = compose_config("train", tiny(["logger=many"]), tmp_path)
     with pytest.raises(ConfigError, match=r'logger.mlflow \(MLFlowLogger\) needs the mlflow package.*pip install -e "\.\[mlflow\]"'):
         check_config(cfg)
+
+
+@pytest.mark.slow  # four command lines: CI runs it with -m slow
+@pytest.mark.parametrize("choice, written", [
+    ("logger=mlflow", "mlflow.db"), ("logger=wandb", "run/wandb"), ("logger=csv", "run/csv/metrics.csv"),
+    ("logger=[csv,mlflow]", "run/csv/metrics.csv"),
+], ids=["mlflow", "wandb", "csv", "list"])  # fmt: skip
+def test_the_readmes_logger_commands_run_as_typed(choice, written, tmp_path, monkeypatch):
+    from tests.conftest import run_cli
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    result = run_cli("src.train", choice, *tiny(["debug=fast"]), f"paths.tracking_dir={tmp_path}", "hydra.run.dir=run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / written).exists() and json.loads((tmp_path / "run" / "metrics.json").read_text())["test"]
