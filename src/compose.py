@@ -227,13 +227,20 @@ def resume_config(ckpt_path: str | Path, overrides: Sequence[str], groups: set[s
     run paths moved to ``run_dir`` when the run now lives somewhere else.
 
     Config-group choices (``model=...``, ``data=...``) cannot change: the weights, optimizer
-    state and data order belong to the checkpoint's choices.
+    state and data order belong to the checkpoint's choices. Nor can optimizer.* and scheduler.*
+    keys: their saved state is restored over them.
     """
     changed = [o for o in overrides if split_override(o)[0].lstrip("+~") in groups]
     if changed:
         raise ValueError(
             f"{', '.join(changed)}: a resumed run keeps the checkpoint's config-group choices. "
             "Override single keys (e.g. trainer.max_epochs=100), or start a new run to change a choice."
+        )
+    restored = [o for o in overrides if split_override(o)[0].lstrip("+~").startswith(("optimizer.", "scheduler."))]
+    if restored:  # Lightning loads the optimizer's and scheduler's saved state over whatever the config says
+        raise ValueError(
+            f"{', '.join(restored)}: a resumed run restores the optimizer and scheduler state saved in the checkpoint "
+            "(learning rates included), so this would not take effect. Start a new run to train with other settings."
         )
     kept = [o for o in overrides if not o.startswith(("ckpt_path=", "hydra.", "hydra/"))]
     return load_run(ckpt_path, kept, run_dir, with_task=False)[0]

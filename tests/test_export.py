@@ -145,3 +145,60 @@ def test_eval_of_the_exported_fp32_and_int8_models_from_the_command_line(trained
     assert all(abs(scores["fp32"][k] - scores["ckpt"][k]) <= 1e-4 for k in scores["ckpt"]), scores
     check = json.loads((tmp_path / "int8" / "model.json").read_text())["quantization"]["check"]
     assert scores["int8"][check["metric"]] == pytest.approx(check["int8"], abs=1e-4)  # eval shows the number export checked
+
+
+@pytest.mark.slow  # two exports (one INT8 with its test-split check) and three backends timed
+def test_the_predict_bench_times_eager_onnx_fp32_and_int8_end_to_end_and_reports_the_score_kept(trained_run, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(5):  # five photos at two batches of 4: a full and a partial batch
+        Image.fromarray(rng.integers(0, 256, (30 + k, 41, 3), dtype=np.uint8)).save(photos / f"p{k}.jpg")
+    checkpoint = trained_run[0] / "checkpoints" / "best.ckpt"
+    bench = subprocess.run([sys.executable, str(ROOT / "bench" / "predict.py"), "--ckpt", str(checkpoint), "--photos", str(photos),
+                            "--batch", "4", "--passes", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert bench.returncode == 0, bench.stderr[-3000:]
+    row = json.loads(next(line for line in bench.stdout.splitlines() if line.startswith("{")))
+    assert set(row["images_per_s"]) == {"eager PyTorch", "onnxruntime fp32", "onnxruntime int8"}
+    assert all(rate > 0 for rate in row["images_per_s"].values()) and row["photos"] == 5
+    assert row["int8_vs_eager"] == pytest.approx(row["images_per_s"]["onnxruntime int8"] / row["images_per_s"]["eager PyTorch"], abs=0.01)
+    assert row["metric"] == "test/dice_per_image" and 0 <= row["int8_score"] <= 1 and row["mask_agreement"] >= 0.98
+    assert "| onnxruntime INT8 |" in bench.stdout and f"| {checkpoint} | 5 |" in bench.stdout
+
+
+def test_the_export_check_forgives_a_flipped_near_tie_and_nothing_else():
+    from src.export import mask_differences
+
+    reference = torch.zeros(1, 2, 2, 2)
+    reference[0, 1] = torch.tensor([[3.0, -3.0], [1e-6, -2.0]])  # pixel (1, 0): classes 0 and 1 nearly tied
+    rounded = reference.clone()
+    rounded[0, 1, 1, 0] = -1e-6  # float32 rounding of 2e-6 breaks the tie the other way
+    assert mask_differences(reference, rounded, 0.5, difference=2e-6) == (0, 1)
+    wrong = rounded.clone()
+    wrong[0, 1, 0, 0] = -3.0  # a confident pixel changes class: not explained by a small difference
+    assert mask_differences(reference, wrong, 0.5, difference=2e-6) == (1, 1)
+    sigmoid = torch.tensor([[[[0.5, 1e-7]]]])  # one channel: the margin is to the threshold's logit, 0 at 0.5
+    assert mask_differences(sigmoid, -sigmoid, 0.5, difference=1e-6) == (1, 1)
+    assert mask_differences(reference, reference, 0.5, difference=0.0) == (0, 0)
+
+
+def test_a_fixed_size_export_runs_at_the_training_size_and_refuses_another_by_name(trained_run, tmp_path):
+    from src.predict import predict
+
+    checkpoint = trained_run[0] / "checkpoints" / "best.ckpt"
+    exported = run_cli("src.export", f"ckpt_path={checkpoint}", "fixed_size=true", f"output={tmp_path / 'fixed'}",
+                       f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)  # fmt: skip
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    info = json.loads((tmp_path / "fixed" / "model.json").read_text())
+    assert info["input"]["dynamic"] is False and [run["size"] for run in info["checked"]["runs"]] == [[32, 32]]
+    Image.fromarray(np.full((20, 30, 3), 120, np.uint8)).save(tmp_path / "photo.png")
+    model = str(tmp_path / "fixed" / "model.onnx")
+    assert predict(None, tmp_path / "photo.png", tmp_path / "out", onnx_path=model)["written"] == [str(tmp_path / "photo.png")]
+    assert Image.open(tmp_path / "out" / "photo_mask.png").size == (30, 20)
+    with pytest.raises(ValueError, match=r"exported at a fixed 32x32 \(fixed_size=true\), given \(20, 30\)"):
+        predict(None, tmp_path / "photo.png", tmp_path / "out2", onnx_path=model, resize="none")

@@ -50,48 +50,10 @@ def test_data_check_fails_on_an_empty_split_list(tmp_path):
     assert report["counts"]["train"] == 0 and any(p.startswith("train split: no items") for p in report["problems"])
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from tests.conftest import compose_config
-    from src.train import train
-
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
-    train(compose_config("train", tiny(["debug=fast"]), run_dir))
-    return run_dir / "checkpoints" / "best.ckpt"
-
-
-def test_predict_keeps_the_outputs_of_inputs_that_share_a_stem(checkpoint, tmp_path):
-    from src.predict import predict
-
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(photos / "a.jpg")
-    Image.fromarray(np.full((40, 10, 3), 50, np.uint8)).save(photos / "a.png")
-    result = predict(str(checkpoint), photos, tmp_path / "out", batch_size=2)
-    assert len(result["written"]) == 2
-    assert Image.open(tmp_path / "out" / "a_jpg_mask.png").size == (30, 20)
-    assert Image.open(tmp_path / "out" / "a_png_mask.png").size == (10, 40)
-
-
-@pytest.mark.parametrize("make_input, message", [
-    (lambda d: d.mkdir() or d, "a folder without images"),
-    (lambda d: d, "no such file or folder"),
-], ids=["empty-folder", "missing-input"])  # fmt: skip
-def test_predict_refuses_an_input_without_images_and_writes_nothing(checkpoint, tmp_path, make_input, message):
-    from src.predict import predict
-
-    with pytest.raises(FileNotFoundError, match=message):
-        predict(str(checkpoint), make_input(tmp_path / "input"), tmp_path / "out")
-    assert not (tmp_path / "out").exists()
-
-
-def test_predict_names_a_batch_size_of_zero_and_writes_nothing(checkpoint, tmp_path):
-    (tmp_path / "input").mkdir()
-    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "input" / "a.png")
-    result = run_cli("src.predict", f"ckpt_path={checkpoint}", f"input={tmp_path / 'input'}", f"output={tmp_path / 'out'}",
-                     "batch_size=0", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)  # fmt: skip
-    assert result.returncode == 1 and "batch_size must be a whole number >= 1, got 0" in result.stderr
-    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()
+@pytest.fixture
+def checkpoint(trained_run):
+    """The session's trained run (tests/conftest.py); tests copy it before changing anything."""
+    return trained_run[0] / "checkpoints" / "best.ckpt"
 
 
 def test_a_read_only_dataset_folder_caches_in_the_users_cache_and_says_so(tmp_path, monkeypatch, caplog):

@@ -125,6 +125,16 @@ def test_a_resumed_run_refuses_a_different_config_choice(train_run, tmp_path):
     assert "model=resnet34_unet: a resumed run keeps the checkpoint's config-group choices" in resumed.stderr
 
 
+def test_a_resume_refuses_optimizer_and_scheduler_keys_that_the_restored_state_would_overwrite(train_run, tmp_path):
+    from src.compose import resume_config
+
+    run_dir, _ = train_run("debug=fast", run_dir=tmp_path / "first")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    with pytest.raises(ValueError, match=r"optimizer.lr=1e-5, scheduler.eta_min=0.1: a resumed run restores the optimizer and scheduler state"):
+        resume_config(last, ["optimizer.lr=1e-5", "trainer.max_epochs=3", "scheduler.eta_min=0.1"], {"model"}, str(run_dir))
+    assert resume_config(last, ["trainer.max_epochs=3"], {"model"}, str(run_dir)).trainer.max_epochs == 3
+
+
 def test_resume_config_moves_the_run_paths_of_a_checkpoint_kept_elsewhere(train_run, tmp_path):
     from src.compose import resume_config
 

@@ -51,9 +51,9 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         temporary.write_bytes(data)
 
 
-def save_image(image: Image.Image | np.ndarray, path: str | Path) -> None:
+def save_image(image: Image.Image | np.ndarray, path: str | Path, **options) -> None:
     with replacing(path) as temporary:
-        (Image.fromarray(image) if isinstance(image, np.ndarray) else image).save(temporary)
+        (Image.fromarray(image) if isinstance(image, np.ndarray) else image).save(temporary, **options)
 
 
 def save_figure(figure, path: str | Path, **options) -> None:
