@@ -1,11 +1,20 @@
-"""Images/s of src.predict's inference on the same photos: eager PyTorch fp32 (NCHW), eager
-channels_last, and onnxruntime running the exported file.
+"""Images/s of src.predict end to end (decode, resize, inference, argmax, write the mask and overlay
+PNGs) for trained checkpoints, run three ways: eager PyTorch (as ``src.predict ckpt_path=`` runs it),
+onnxruntime on the fp32 export and onnxruntime on the INT8 export (``src.export quantize=int8``),
+with the test score each kept.
 
-    python bench/predict.py [--model resnet34_unet] [--size 256] [--batch 8] [--images ../shared/data/pets/images]
+    python bench/zoo.py --recipes pets_lite0_fpn,pets_resnet34_unet,pets_unet   # the trained nets (about 75 min on 2 cores)
+    python bench/predict.py                         # those three, on the 102 shared pets test photos
+    python bench/predict.py --ckpt RUN/checkpoints/best.ckpt [--photos DIR] [--batch 8] [--passes 3] [--further]
 
-The photos are read and resized once (as src.predict does: squashed to size x size, normalised);
-each backend then runs the net on the same batches: one warm-up pass, then the median of three
-timed passes. The weights are random (they do not change the speed). Prints a table and one JSON line.
+Each checkpoint is exported twice (fp32, and INT8 calibrated on 200 seeded training images, which
+also scores both files on the test split and records the change in model.json). Each backend's
+predictor is built once (model loading is not timed); after one warm-up pass over the photos, the
+backends take turns for ``--passes`` timed passes and the median is reported. Threads: PyTorch's
+intra-op pool and onnxruntime's default one (one thread per physical core). Prints a table and one
+JSON line per checkpoint. ``--further`` also times the two choices src.export does not offer:
+onnxruntime's dynamic INT8 quantisation (weights ahead, activations' ranges at run time) and an
+fp16 conversion (float32 in and out), to show whether they would pay off on this CPU.
 """
 
 from __future__ import annotations
@@ -13,79 +22,130 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from src.data.files import read_image, resize_image  # noqa: E402
-from src.data.transforms import normalise  # noqa: E402
+from src.export import export  # noqa: E402
+from src.predict import image_files, onnx_predictor, output_stems, predict_files, torch_predictor  # noqa: E402
 from src.utils.hardware import device_description  # noqa: E402
-from src.compose import build_net  # noqa: E402
+
+PETS = ROOT.parent / "shared" / "data" / "pets"
+# recipe: exported with fixed_size (Lite0's TensorFlow "same" padding does not export with a symbolic size in 15 min)
+RECIPES = {"pets_resnet34_unet": False, "pets_unet": False, "pets_lite0_fpn": True}
 
 
-def timed(run, batches: list[torch.Tensor]) -> float:
-    """Images/s: one warm-up pass over the batches, then the median of three passes."""
-    run(batches[0])
-    seconds = []
-    for _ in range(3):
-        started = time.perf_counter()
-        for batch in batches:
-            run(batch)
-        seconds.append(time.perf_counter() - started)
-    return sum(len(b) for b in batches) / statistics.median(seconds)
+def pets_test_photos(folder: Path) -> Path:
+    """A folder of links to the shared pets test photos (annotations/test.txt), the split the scores are on."""
+    names = [line.split()[0] for line in (PETS / "annotations" / "test.txt").read_text().splitlines() if line.strip()]
+    folder.mkdir(parents=True)
+    for name in names:
+        (folder / f"{name}.jpg").symlink_to(PETS / "images" / f"{name}.jpg")
+    return folder
+
+
+def images_per_s(predictors: dict, photos: Path, out: Path, batch: int, passes: int) -> dict[str, float]:
+    files = image_files(photos)
+    stems = output_stems(files)
+    seconds: dict[str, list[float]] = {name: [] for name in predictors}
+    for turn in range(passes + 1):  # turn 0 warms up each backend (allocations, onnxruntime's first-run planning)
+        for name, predictor in predictors.items():
+            started = time.perf_counter()
+            with torch.inference_mode():
+                predict_files(predictor, files, stems, out / name, batch, predictor.resize, [], [])
+            if turn:
+                seconds[name].append(time.perf_counter() - started)
+    return {name: len(files) / statistics.median(times) for name, times in seconds.items()}
+
+
+def further_predictors(fp32_dir: Path, work: Path) -> dict:
+    """Dynamic INT8 and fp16 files made from the fp32 export, each with its model.json."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    files = {"onnxruntime dynamic int8": work / "dynamic" / "model.onnx", "onnxruntime fp16": work / "fp16" / "model.onnx"}
+    for path in files.values():
+        path.parent.mkdir(parents=True)
+        shutil.copy(fp32_dir / "model.json", path.parent / "model.json")
+    prepared = work / "dynamic" / "prepared.onnx"
+    quant_pre_process(str(fp32_dir / "model.onnx"), str(prepared), skip_symbolic_shape=True)
+    quantize_dynamic(str(prepared), str(files["onnxruntime dynamic int8"]), weight_type=QuantType.QUInt8)
+    onnx.save(convert_float_to_float16(onnx.load(str(fp32_dir / "model.onnx")), keep_io_types=True), str(files["onnxruntime fp16"]))
+    return {name: onnx_predictor(str(path)) for name, path in files.items()}
+
+
+def bench_checkpoint(ckpt: Path, photos: Path, work: Path, batch: int, passes: int, further: bool, fixed_size: bool) -> dict:
+    fp32 = export(str(ckpt), "onnx", work / "fp32", fixed_size=fixed_size)
+    int8 = export(str(ckpt), "onnx", work / "int8", quantize="int8", calibration_images=200, max_score_drop=1.0, fixed_size=fixed_size)
+    check = int8["quantization"]["check"]
+    predictors = {
+        "eager PyTorch": torch_predictor(str(ckpt)),
+        "onnxruntime fp32": onnx_predictor(str(work / "fp32" / fp32["file"])),
+        "onnxruntime int8": onnx_predictor(str(work / "int8" / int8["file"])),
+    }
+    if further:
+        predictors.update(further_predictors(work / "fp32", work))
+    rates = images_per_s(predictors, photos, work / "masks", batch, passes)
+    return {"checkpoint": str(ckpt), "fixed_size": fixed_size, "model": fp32["run_config"]["model"].get("_target_", "").rsplit(".", 1)[-1],
+            "photos": len(image_files(photos)), "size": fp32["input"]["training_size"], "batch": batch,
+            "images_per_s": {k: round(v, 2) for k, v in rates.items()},
+            "int8_vs_eager": round(rates["onnxruntime int8"] / rates["eager PyTorch"], 2),
+            "metric": check["metric"], "fp32_score": round(check["fp32"], 4), "int8_score": round(check["int8"], 4),
+            "mask_agreement": round(check["mask_agreement"], 4), "test_images": check["test_images"],
+            "int8_mb": round((work / "int8" / int8["file"]).stat().st_size / 2**20, 1),
+            "fp32_mb": round((work / "fp32" / fp32["file"]).stat().st_size / 2**20, 1)}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="resnet34_unet")
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--ckpt", type=Path, action="append", help="a trained checkpoint (repeatable); default: bench/zoo.py's pets runs")
+    parser.add_argument("--photos", type=Path, default=None, help="a folder of photos (default: the shared pets test photos)")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--count", type=int, default=32, help="photos used")
-    parser.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "pets" / "images"))
+    parser.add_argument("--passes", type=int, default=3, help="timed passes per backend (the median is reported)")
+    parser.add_argument("--fixed-size", action="store_true", help="export --ckpt nets with fixed_size=true (see src/export.py)")
+    parser.add_argument("--further", action="store_true", help="also time dynamic INT8 and fp16 (not offered by src.export)")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the exports' checks and the INT8 score change
+    logging.getLogger("onnx_ir").setLevel(logging.WARNING)  # the exporter's optimiser names each merged initializer
+    if args.ckpt:
+        ckpts = [(path, args.fixed_size) for path in args.ckpt]
+    else:
+        zoo = [(ROOT / "outputs" / "zoo" / r / "checkpoints" / "best.ckpt", fixed) for r, fixed in RECIPES.items()]
+        ckpts = [(path, fixed) for path, fixed in zoo if path.is_file()]
+    if not ckpts:
+        sys.exit(f"no checkpoints: give --ckpt, or train the pets recipes first (python bench/zoo.py --recipes {','.join(RECIPES)})")
     import onnxruntime
 
-    logging.getLogger("onnx_ir").setLevel(logging.WARNING)  # the exporter's optimiser names each merged initializer
-    paths = sorted(Path(args.images).glob("*.jpg"))[: args.count]
-    if not paths:
-        sys.exit(f"no .jpg photos in {args.images}")
-    pixels = np.stack([resize_image(read_image(p), args.size) for p in paths])
-    images = normalise(torch.from_numpy(pixels).permute(0, 3, 1, 2))
-    batches = list(images.split(args.batch))
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("summary", overrides=[f"model={args.model}", "data.num_classes=2", "data.in_channels=3"])
-    torch.manual_seed(0)
-    net = build_net(cfg.model).eval()
-    results = {}
-    with torch.inference_mode():
-        results["eager fp32 NCHW"] = timed(net, batches)
-        net_cl = net.to(memory_format=torch.channels_last)
-        results["eager fp32 channels_last"] = timed(lambda b: net_cl(b.contiguous(memory_format=torch.channels_last)), batches)
-        net = net.to(memory_format=torch.contiguous_format)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "model.onnx"
-        dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
-        torch.onnx.export(net, (batches[0],), str(path), dynamo=True, input_names=["image"], dynamic_shapes=(dims,), external_data=False)
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        results["onnxruntime"] = timed(lambda b: session.run(None, {"image": b.numpy()}), batches)
-    base = results["eager fp32 NCHW"]
-    print(f"{args.model}, {len(paths)} photos from {args.images} at {args.size}x{args.size}, batch {args.batch}; {device_description()}; "
-          f"torch threads {torch.get_num_threads()}, onnxruntime {onnxruntime.__version__}")  # fmt: skip
-    print("| backend | images/s | vs eager fp32 |")
-    print("|---|---:|---:|")
-    for name, rate in results.items():
-        print(f"| {name} | {rate:.2f} | {rate / base:.2f}x |")
-    print(json.dumps({"benchmark": "predict", "model": args.model, "size": args.size, "batch": args.batch,
-                      "images_per_s": {k: round(v, 3) for k, v in results.items()}}))  # fmt: skip
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        photos = args.photos or pets_test_photos(Path(scratch) / "photos")
+        for index, (ckpt, fixed_size) in enumerate(ckpts):
+            rows.append(bench_checkpoint(ckpt, photos, Path(scratch) / f"net{index}", args.batch, args.passes, args.further, fixed_size))
+            print(json.dumps({"benchmark": "predict", **rows[-1]}), flush=True)
+    print(f"{device_description()}; PyTorch {torch.__version__} with {torch.get_num_threads()} threads, onnxruntime "
+          f"{onnxruntime.__version__} (default threads: one per physical core), {os.cpu_count()} logical cores; "
+          f"batch {args.batch}, median of {args.passes} passes")  # fmt: skip
+    print("| checkpoint | photos | eager PyTorch | onnxruntime fp32 | onnxruntime INT8 | INT8 vs eager | test score fp32 → INT8 | mask agreement | MB fp32 → INT8 |")
+    print("|---|---:|---:|---:|---:|---:|---|---:|---|")
+    for row in rows:
+        rate = row["images_per_s"]
+        print(f"| {row['checkpoint']} | {row['photos']} | {rate['eager PyTorch']:.1f} | {rate['onnxruntime fp32']:.1f} | "
+              f"{rate['onnxruntime int8']:.1f} | {row['int8_vs_eager']:.2f}x | {row['metric']} {row['fp32_score']:.4f} → "
+              f"{row['int8_score']:.4f} | {100 * row['mask_agreement']:.2f} % | {row['fp32_mb']} → {row['int8_mb']} |")  # fmt: skip
+        further = {name: value for name, value in rate.items() if name not in ("eager PyTorch", "onnxruntime fp32", "onnxruntime int8")}
+        if further:
+            print("  further (not offered): " + ", ".join(f"{name} {value:.1f} images/s" for name, value in further.items()))
 
 
 if __name__ == "__main__":
