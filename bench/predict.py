@@ -53,8 +53,7 @@ def pets_test_photos(folder: Path) -> Path:
     return folder
 
 
-def images_per_s(predictors: dict, photos: Path, out: Path, batch: int, passes: int) -> dict[str, float]:
-    files = image_files(photos)
+def images_per_s(predictors: dict, files: list[Path], out: Path, batch: int, passes: int) -> dict[str, float]:
     stems = output_stems(files)
     seconds: dict[str, list[float]] = {name: [] for name in predictors}
     for turn in range(passes + 1):  # turn 0 warms up each backend (allocations, onnxruntime's first-run planning)
@@ -96,9 +95,10 @@ def bench_checkpoint(ckpt: Path, photos: Path, work: Path, batch: int, passes: i
     }
     if further:
         predictors.update(further_predictors(work / "fp32", work))
-    rates = images_per_s(predictors, photos, work / "masks", batch, passes)
+    files = image_files(photos)
+    rates = images_per_s(predictors, files, work / "masks", batch, passes)
     return {"checkpoint": str(ckpt), "fixed_size": fixed_size, "model": fp32["run_config"]["model"].get("_target_", "").rsplit(".", 1)[-1],
-            "photos": len(image_files(photos)), "size": fp32["input"]["training_size"], "batch": batch,
+            "photos": len(files), "size": fp32["input"]["training_size"], "batch": batch,
             "images_per_s": {k: round(v, 2) for k, v in rates.items()},
             "int8_vs_eager": round(rates["onnxruntime int8"] / rates["eager PyTorch"], 2),
             "metric": check["metric"], "fp32_score": round(check["fp32"], 4), "int8_score": round(check["int8"], 4),

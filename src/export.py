@@ -5,8 +5,8 @@
 ``onnx`` (torch.onnx's dynamo exporter, opset 18) keeps batch, height and width dynamic: the nets
 pad to their size multiple inside the graph. ``fixed_size=true`` fixes height and width at the
 training size, for nets whose symbolic-size export does not finish (timm's ``tf_`` encoders with
-TensorFlow "same" padding, such as EfficientNet-Lite0: over 15 minutes, against 14 s fixed). ``torchscript`` traces at the training size. Beside
-the model, ``model.json`` says what inference needs whatever the backend: classes and colours,
+TensorFlow "same" padding, such as EfficientNet-Lite0: over 15 minutes, against 14 s fixed).
+``torchscript`` traces at the training size. Beside the model, ``model.json`` says what inference needs whatever the backend: classes and colours,
 input channels, mean/std, the size multiple, the head convention (1 channel: sigmoid and
 threshold; K: softmax/argmax), the resize policy and the task's inference settings. The exported
 file is run on a real input of the training data (random pixels if the data is not at hand) at two
@@ -17,7 +17,6 @@ tolerance, and the same class at every pixel but near ties (float32 rounding may
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import hydra
@@ -29,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 import src.utils.resolvers  # noqa: F401  (registers the resolvers conf/ uses)
 from src.data.palettes import voc_palette
 from src.data.transforms import normalisation_stats
-from src.metrics import hard_predictions
+from src.metrics import hard_predictions, threshold_logit
 from src.compose import load_mask_model
 from src.utils.log import get_logger
 from src.exported import run_exported
@@ -81,7 +80,7 @@ def mask_differences(reference: torch.Tensor, logits: torch.Tensor, threshold: f
     if not differ.any():
         return 0, 0
     if reference.shape[1] == 1:
-        margin = (reference[:, 0] - math.log(threshold / (1 - threshold))).abs()
+        margin = (reference[:, 0] - threshold_logit(threshold)).abs()
     else:
         best_two = reference.topk(2, dim=1).values
         margin = best_two[:, 0] - best_two[:, 1]

@@ -35,10 +35,15 @@ def check_head(channels: int, num_classes: int) -> None:
         )
 
 
+def threshold_logit(threshold: float) -> float:
+    """The logit at which a 1-channel (sigmoid) head's probability equals ``threshold``."""
+    return math.log(threshold / (1 - threshold))
+
+
 def hard_predictions(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     """Class ids B x H x W: sigmoid > threshold for a 1-channel head, argmax otherwise."""
     if logits.shape[1] == 1:
-        return (logits[:, 0] > math.log(threshold / (1 - threshold))).long()
+        return (logits[:, 0] > threshold_logit(threshold)).long()
     return logits.argmax(dim=1)
 
 

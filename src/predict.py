@@ -129,7 +129,7 @@ def onnx_predictor(model_path: str, overrides: Sequence[str] = ()) -> Predictor:
     if not info["input"].get("dynamic", True):
         forward = fixed_size_checked(forward, path, size)
     palette = np.array([c["colour"] for c in info["classes"]], dtype=np.uint8)
-    return Predictor(lambda batch: inference(forward, batch), int(info["input"]["training_size"]), channels,
+    return Predictor(lambda batch: inference(forward, batch), size, channels,
                      info["input"]["resize"], float(info["output"]["threshold"]), palette,
                      mean=info["input"]["mean"], std=info["input"]["std"])  # fmt: skip
 
@@ -211,6 +211,7 @@ def predict_files(predictor: Predictor, files: list[Path], stems: dict[Path, str
                   written: list[str], failed: list[str]) -> None:  # fmt: skip
     size, channels, device = predictor.image_size, predictor.in_channels, predictor.device
     mean, std = predictor.mean_std
+    palette = predictor.palette
     for start in track(range(0, len(files), batch_size), description=f"Predicting {len(files)} images"):
         images, names = [], []
         for path in files[start : start + batch_size]:
@@ -237,7 +238,7 @@ def predict_files(predictor: Predictor, files: list[Path], stems: dict[Path, str
                 masks.append(hard_predictions(one[None], predictor.threshold)[0].to(torch.uint8).cpu().numpy())
             del logits, one  # the logits of a large photo are gone before its pictures are drawn
             for (image, path), mask in zip(group, masks):
-                write_prediction(image, mask, predictor.palette, out, stems[path])
+                write_prediction(image, mask, palette, out, stems[path])
                 written.append(str(path))
 
 
