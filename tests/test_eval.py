@@ -32,7 +32,7 @@ def test_eval_command_writes_into_hydra_run_dir_with_its_log_and_refuses_unknown
     assert json.loads((tmp_path / "x" / "metrics.json").read_text())["test"]["test/dice"] >= 0
     assert "batch_size: 4" in (tmp_path / "x" / "config.yaml").read_text()
     log = (tmp_path / "x" / "eval.log").read_text()
-    assert "test split, per class" in log and f"Run directory: {tmp_path / 'x'}" in log and "Test: test/dice=" in log
+    assert "test split, per class" in log and f"Run directory: {tmp_path / 'x'}" in log and "Test: dice=" in log
     assert not (tmp_path / "outputs").exists()
 
     unknown = run_cli("src.eval", ckpt, "data.no_such_key=1", f"hydra.run.dir={tmp_path / 'y'}", cwd=tmp_path)

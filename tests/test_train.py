@@ -50,7 +50,7 @@ def test_train_log_tells_the_same_story_as_the_console(tmp_path):
     result = run_cli("src.train", "debug=fast", *tiny([]), "hydra.run.dir=run", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     log = (tmp_path / "run" / "train.log").read_text()
-    for line in ("Precision: ", "test split, per class", "Test: test/dice=", f"Run directory: {tmp_path / 'run'}",
+    for line in ("Precision: ", "test split, per class", "Test: dice=", f"Run directory: {tmp_path / 'run'}",
                  "Best val/dice: ", "Curves and masks: "):  # fmt: skip
         assert line in log, line
         assert line in result.stdout, line

@@ -31,7 +31,11 @@ class ProgressBar(RichProgressBar):
 
     @staticmethod
     def few(metrics: dict[str, Any]) -> dict[str, Any]:
-        """The values worth a glance, so they fit one line of an 80-column terminal: the step's loss
-        (not also the epoch's mean), validation scores; not the logger's version number."""
-        shown = {key: value for key, value in metrics.items() if key != "v_num" and not key.endswith("_epoch")}
-        return {key.removesuffix("_step"): value for key, value in shown.items()}
+        """The values worth a glance, so they fit one line of an 80-column terminal: the step's
+        training loss and the validation scores; not the epoch's mean loss, the validation loss,
+        the training scores or the logger's version number."""
+        return {
+            key.removesuffix("_step"): value
+            for key, value in metrics.items()
+            if key == "train/loss_step" or (key.startswith("val/") and key != "val/loss")
+        }

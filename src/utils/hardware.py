@@ -31,7 +31,7 @@ def auto_precision(precision: str | int, accelerator: str) -> tuple[str, str]:
         return "bf16-mixed", "auto: the GPU has fast bf16"
     if torch.cuda.is_available() and accelerator in ("gpu", "cuda", "auto"):
         return "32-true", "auto: this GPU has no fast bf16"
-    return "32-true", "auto: fp32 on a CPU (bf16 autocast measured slower there; trainer.precision=bf16-mixed to try it)"
+    return "32-true", "auto: fp32 on a CPU, where bf16 trained slower"
 
 
 def logging_step(trainer) -> bool:

@@ -68,6 +68,8 @@ def route_library_logs() -> None:
     # On a machine with SLURM installed Lightning warns, for every run started outside a job, that
     # srun is there; seglab sends jobs through hydra/launcher=slurm, which starts them inside one.
     warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
+    # Lightning's own pytree helper still asks torch the old way; nothing a user can change.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 class NoAdvertising(logging.Filter):

@@ -66,8 +66,8 @@ HEADLINE_SCORES = ("test/dice", "test/dice_per_image", "test/miou", "test/acc", 
 
 
 def headline(test_metrics: dict[str, float]) -> str:
-    """The test scores a run's last lines show: ``Test: test/dice=0.9800  test/miou=...``."""
-    return "Test: " + "  ".join(f"{k}={test_metrics[k]:.4f}" for k in HEADLINE_SCORES if k in test_metrics)
+    """The test scores a run's last lines show, within 80 columns: ``Test: dice=0.9800 miou=...``."""
+    return "Test: " + " ".join(f"{k.removeprefix('test/')}={test_metrics[k]:.4f}" for k in HEADLINE_SCORES if k in test_metrics)
 
 
 STATUS_FILE = "run_status.json"
