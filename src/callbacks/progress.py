@@ -31,8 +31,8 @@ class ProgressBar(RichProgressBar):
 
     @staticmethod
     def few(metrics: dict[str, Any]) -> dict[str, Any]:
-        """The values worth a glance, so they fit one line of an 80-column terminal: the step's
-        training loss and the validation scores; not the epoch's mean loss, the validation loss,
+        """The values worth a glance, so they fit an 80-column terminal (rich still stacks them in
+        its metrics column, one under another): the step's training loss and the validation scores; not the epoch's mean loss, the validation loss,
         the training scores or the logger's version number."""
         return {
             key.removesuffix("_step"): value
