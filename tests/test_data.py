@@ -272,6 +272,7 @@ def test_colourisation_nets_train_on_cifar_colour(model, train_run, tmp_path):
     assert (true_colours.max(axis=2) - true_colours.min(axis=2)).max() > 0  # in colour, not grey
 
 
+@pytest.mark.slow
 def test_data_check_passes_on_a_good_folder_and_fails_naming_the_bad_file(tmp_path):
     root = fixture("pets", tmp_path)
     good = run_cli("src.data.check", "data=pets", f"data.root={root}", f"hydra.run.dir={tmp_path / 'good'}", cwd=tmp_path)

@@ -72,6 +72,7 @@ def test_predict_with_onnxruntime_writes_the_masks_pytorch_writes(trained_run, t
         assert np.array_equal(np.asarray(Image.open(mask)), np.asarray(Image.open(tmp_path / "onnx" / mask.name)))
 
 
+@pytest.mark.slow
 def test_a_truncated_onnx_file_or_a_disagreeing_model_json_is_one_line_naming_the_file(trained_run, tmp_path):
     from src.export import export
 
@@ -188,6 +189,7 @@ def test_the_export_check_forgives_a_flipped_near_tie_and_nothing_else():
     assert mask_differences(reference, reference, 0.5, difference=0.0) == (0, 0)
 
 
+@pytest.mark.slow
 def test_a_fixed_size_export_runs_at_the_training_size_and_refuses_another_by_name(trained_run, tmp_path):
     from src.predict import predict
 

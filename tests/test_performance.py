@@ -90,15 +90,15 @@ def test_the_progress_bar_reads_logged_values_every_n_steps_not_every_step(monke
     from src.callbacks.progress import ProgressBar
 
     reads = []
-    monkeypatch.setattr(RichProgressBar, "get_metrics", lambda self, trainer, module: reads.append(trainer.global_step) or {"step": trainer.global_step})
+    monkeypatch.setattr(RichProgressBar, "get_metrics", lambda self, trainer, module: reads.append(trainer.global_step) or {"train/loss_step": trainer.global_step})
     bar = ProgressBar()
     trainer = SimpleNamespace(training=True, is_last_batch=False, log_every_n_steps=10, global_step=0)
     shown = []
     for step in range(1, 26):
         trainer.global_step = step
-        shown.append(bar.get_metrics(trainer, None)["step"])
+        shown.append(bar.get_metrics(trainer, None)["train/loss"])
     assert reads == [1, 10, 20] and shown[-1] == 20  # the first batch, then every 10th
     trainer.is_last_batch = True  # the epoch's end: fresh values
-    assert bar.get_metrics(trainer, None) == {"step": 25}
+    assert bar.get_metrics(trainer, None) == {"train/loss": 25}
     trainer.is_last_batch, trainer.training = False, False  # validation: fresh values
-    assert bar.get_metrics(trainer, None) == {"step": 25} and len(reads) == 5
+    assert bar.get_metrics(trainer, None) == {"train/loss": 25} and len(reads) == 5

@@ -15,6 +15,7 @@ NEEDED = [SHARED_DATA / "camvid" / "train.txt", SHARED_DATA / "pets" / "annotati
 
 
 @pytest.mark.skipif(not all(p.is_file() for p in NEEDED), reason="../shared/ (CamVid, pets, Lite0 weights) is not here")
+@pytest.mark.slow
 def test_quick_zoo_writes_the_results_table(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# seglab\n\n## Results on real data\n\n<!-- zoo:begin -->\nold\n<!-- zoo:end -->\n\nAfter.\n")

@@ -1,22 +1,33 @@
-"""Lightning's rich progress bar, reading the logged values less often."""
+"""Lightning's rich progress bar, on one 80-column line, reading the logged values less often."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from lightning.pytorch.callbacks import RichProgressBar
+from rich.progress import TimeRemainingColumn
 
 from src.utils.hardware import logging_step
 
 
 class ProgressBar(RichProgressBar):
-    """Advances every batch but reads the logged values (``.item()``: on a GPU, a wait for every
+    """Shows the step's training loss and the ``monitor``ed score only, the time left but not the
+    time spent or the it/s (the speed callback logs images/s), so a bar and its values fit one
+    80-column line.
+
+    Advances every batch but reads the logged values (``.item()``: on a GPU, a wait for every
     queued kernel) only every ``trainer.log_every_n_steps`` training steps, on the epoch's last
     batch and outside training, so the shown loss costs the training loop no per-step sync."""
 
-    def __init__(self, *args: Any, **kwargs: Any):
-        super().__init__(*args, **kwargs)
+    def __init__(self, monitor: str = "val/loss", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.monitor = monitor
         self._shown: dict[str, Any] | None = None
+
+    def configure_columns(self, trainer) -> list:
+        description, bar, batches, _elapsed_and_left, _speed = super().configure_columns(trainer)
+        bar.bar_width = 14  # rich's 40 wraps the values onto a second line at 80 columns
+        return [description, bar, batches, TimeRemainingColumn(compact=True)]
 
     def get_metrics(self, trainer, pl_module) -> dict[str, Any]:
         stale = (
@@ -29,13 +40,6 @@ class ProgressBar(RichProgressBar):
             self._shown = self.few(super().get_metrics(trainer, pl_module))
         return self._shown
 
-    @staticmethod
-    def few(metrics: dict[str, Any]) -> dict[str, Any]:
-        """The values worth a glance, so they fit an 80-column terminal (rich still stacks them in
-        its metrics column, one under another): the step's training loss and the validation scores; not the epoch's mean loss, the validation loss,
-        the training scores or the logger's version number."""
-        return {
-            key.removesuffix("_step"): value
-            for key, value in metrics.items()
-            if key == "train/loss_step" or (key.startswith("val/") and key != "val/loss")
-        }
+    def few(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The step's training loss and the monitored score, under their logged names."""
+        return {key.removesuffix("_step"): value for key, value in metrics.items() if key in ("train/loss_step", self.monitor)}
