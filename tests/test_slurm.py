@@ -93,7 +93,11 @@ def test_a_sweep_goes_through_a_real_slurm_cluster_and_both_runs_write_their_fil
     jobs = sorted(p.name for p in (sweep / ".submitit").iterdir() if p.is_dir() and "_" in p.name)  # <array id>_<task>
     assert len(jobs) == 2
     for job in jobs:
-        shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+        for _ in range(60):  # the job's results are written before slurmd sees its process end
+            shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+            if "JobState=RUNNING" not in shown and "JobState=COMPLETING" not in shown:
+                break
+            time.sleep(0.5)
         assert "JobState=COMPLETED" in shown and "ExitCode=0:0" in shown, shown
         assert "NumCPUs=1 " in shown and "NumTasks=1 " in shown and "TimeLimit=00:10:00" in shown, shown
     script = next((sweep / ".submitit").glob("*/*_submission.sh")).read_text()
