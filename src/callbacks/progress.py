@@ -12,8 +12,8 @@ from src.utils.hardware import logging_step
 
 class ProgressBar(RichProgressBar):
     """Shows the step's training loss and the ``monitor``ed score only, the time left but not the
-    time spent or the it/s (src.train records images/s in metrics.json), so a bar and its values fit one
-    80-column line.
+    time spent or the it/s (src.train records images/s in metrics.json), so a bar and its values
+    fit one 80-column line.
 
     Advances every batch but reads the logged values (``.item()``: on a GPU, a wait for every
     queued kernel) only every ``trainer.log_every_n_steps`` training steps, on the epoch's last
