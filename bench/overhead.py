@@ -38,6 +38,7 @@ from omegaconf import open_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from src.compose import build_net  # noqa: E402
 from src.metrics import PerImageDice, confusion_matrix, hard_predictions, segmentation_scores  # noqa: E402
 from src.train import train  # noqa: E402
 from src.utils.hardware import auto_precision, device_description  # noqa: E402
@@ -98,7 +99,7 @@ def run_plain(cfg) -> list[float]:
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
     train_loader, val_loader = datamodule.train_dataloader(), datamodule.val_dataloader()
-    net = hydra.utils.instantiate(cfg.model).to(device, memory_format=torch.channels_last)
+    net = build_net(cfg.model).to(device, memory_format=torch.channels_last)  # as src.train builds it
     loss_fn = hydra.utils.instantiate(cfg.loss)
     optimizer = hydra.utils.instantiate(cfg.optimizer)(params=net.parameters())
     scheduler = hydra.utils.instantiate(cfg.scheduler)(optimizer)

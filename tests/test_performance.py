@@ -102,3 +102,21 @@ def test_the_progress_bar_reads_logged_values_every_n_steps_not_every_step(monke
     assert bar.get_metrics(trainer, None) == {"train/loss": 25}
     trainer.is_last_batch, trainer.training = False, False  # validation: fresh values
     assert bar.get_metrics(trainer, None) == {"train/loss": 25} and len(reads) == 5
+
+
+@pytest.mark.slow  # two tiny trainings (seglab's entry and the plain loop) in a subprocess
+def test_the_overhead_bench_times_both_loops_on_the_same_net(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    bench = subprocess.run([sys.executable, str(ROOT / "bench" / "overhead.py"), "--model", "resnet34_unet", "--size", "32", "--batch", "2",
+                            "--train-batches", "3", "--val-batches", "1", "--epochs", "2", "--repeats", "1"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert bench.returncode == 0, bench.stderr[-3000:]
+    row = json.loads(bench.stdout.strip().splitlines()[-1])
+    # One timed epoch each (the first is the warm-up), and the ratio is of their medians.
+    assert len(row["epochs"]["seglab"]) == len(row["epochs"]["plain"]) == 1
+    assert row["ratio"] == pytest.approx(row["seglab_s_per_epoch"] / row["plain_s_per_epoch"], abs=1e-3)
