@@ -44,7 +44,10 @@ def hard_predictions(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tens
     """Class ids B x H x W: sigmoid > threshold for a 1-channel head, argmax otherwise."""
     if logits.shape[1] == 1:
         return (logits[:, 0] > threshold_logit(threshold)).long()
-    return logits.argmax(dim=1)
+    # max(dim=1).indices, not argmax(dim=1): the same ids (the first maximum on ties), but PyTorch's CPU
+    # argmax over the channels of a contiguous N x C x H x W tensor is ~40x slower (8.5 ms for one 213 x 213
+    # photo's 2-class logits, against 0.2 ms).
+    return logits.max(dim=1).indices
 
 
 def confusion_matrix(num_classes: int, ignore_index: int = 255) -> MulticlassConfusionMatrix:

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from src.metrics import PerImageDice, confusion_matrix, hard_predictions, segmentation_scores
@@ -45,6 +46,18 @@ def test_sigmoid_and_softmax_heads_score_the_same_hard_predictions():
     two_class = hard_predictions(softmax_logits)
     assert torch.equal(binary, wanted) and torch.equal(two_class, wanted)
     assert scores_for(binary, target, 2) == scores_for(two_class, target, 2)
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+def test_multi_class_predictions_are_the_argmax_over_channels_with_the_first_class_on_ties(memory_format):
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 9, 7).round(decimals=1).contiguous(memory_format=memory_format)  # rounded: many ties
+    logits[0, :, 0, 0] = 2.0  # all five classes tied: class 0
+    logits[1, 3:, 1, 1] = 9.0  # classes 3 and 4 tied above the rest: class 3
+    predictions = hard_predictions(logits)
+    assert predictions.shape == (3, 9, 7) and predictions.dtype == torch.long
+    assert torch.equal(predictions, logits.argmax(dim=1))
+    assert predictions[0, 0, 0] == 0 and predictions[1, 1, 1] == 3
 
 
 def test_threshold_moves_the_sigmoid_decision():
