@@ -121,7 +121,10 @@ def test_an_interrupted_run_keeps_last_ckpt_says_how_to_resume_and_exits_non_zer
     run_dir = tmp_path / "run"
     last = run_dir / "checkpoints" / "last.ckpt"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(TRAIN + [f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # SIGINT back to its default in the child: a suite started in the background (nohup, `cmd &`) hands its
+    # children SIGINT ignored, and Python then installs no KeyboardInterrupt handler (as for any background job).
+    process = subprocess.Popen(TRAIN + [f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     _wait_for(last, process)
     process.send_signal(signum)
     output = process.communicate(timeout=120)[0]
