@@ -250,6 +250,4 @@ def test_loss_halves_on_a_fixed_batch_within_50_steps(name):
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-        if losses[-1] <= losses[0] / 2:
-            break  # halved: the remaining steps (two minutes for an FCN on two cores) would show nothing more
-    assert losses[-1] <= losses[0] / 2, f"{name}: {losses[0]:.3f} -> {losses[-1]:.3f} in {len(losses)} steps"
+    assert min(losses[-5:]) <= losses[0] / 2, f"{name}: {losses[0]:.3f} -> {losses[-1]:.3f}"
