@@ -35,9 +35,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from src.export import export  # noqa: E402
+from src.export import export, library_versions  # noqa: E402
 from src.predict import image_files, onnx_predictor, output_stems, predict_files, torch_predictor  # noqa: E402
-from src.utils.hardware import device_description  # noqa: E402
+from src.utils.hardware import cpu_description  # noqa: E402
 
 PETS = ROOT.parent / "shared" / "data" / "pets"
 # recipe: exported with fixed_size (Lite0's TensorFlow "same" padding does not export with a symbolic size in 15 min)
@@ -84,9 +84,11 @@ def further_predictors(fp32_dir: Path, work: Path) -> dict:
     return {name: onnx_predictor(str(path)) for name, path in files.items()}
 
 
-def bench_checkpoint(ckpt: Path, photos: Path, work: Path, batch: int, passes: int, further: bool, fixed_size: bool) -> dict:
+def bench_checkpoint(ckpt: Path, photos: Path, work: Path, batch: int, passes: int, further: bool, fixed_size: bool,
+                     reduce_range: bool) -> dict:  # fmt: skip
     fp32 = export(str(ckpt), "onnx", work / "fp32", fixed_size=fixed_size)
-    int8 = export(str(ckpt), "onnx", work / "int8", quantize="int8", calibration_images=200, max_score_drop=1.0, fixed_size=fixed_size)
+    int8 = export(str(ckpt), "onnx", work / "int8", quantize="int8", calibration_images=200, max_score_drop=1.0, fixed_size=fixed_size,
+                  reduce_range=reduce_range)  # fmt: skip
     check = int8["quantization"]["check"]
     predictors = {
         "eager PyTorch": torch_predictor(str(ckpt)),
@@ -103,6 +105,8 @@ def bench_checkpoint(ckpt: Path, photos: Path, work: Path, batch: int, passes: i
             "int8_vs_eager": round(rates["onnxruntime int8"] / rates["eager PyTorch"], 2),
             "metric": check["metric"], "fp32_score": round(check["fp32"], 4), "int8_score": round(check["int8"], 4),
             "mask_agreement": round(check["mask_agreement"], 4), "test_images": check["test_images"],
+            "int8_weights": int8["quantization"]["weights"], "cpu": int8["quantization"]["quantized_on"],
+            "versions": fp32["exported_with"],
             "int8_mb": round((work / "int8" / int8["file"]).stat().st_size / 2**20, 1),
             "fp32_mb": round((work / "fp32" / fp32["file"]).stat().st_size / 2**20, 1)}  # fmt: skip
 
@@ -114,6 +118,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--passes", type=int, default=3, help="timed passes per backend (the median is reported)")
     parser.add_argument("--fixed-size", action="store_true", help="export --ckpt nets with fixed_size=true (see src/export.py)")
+    parser.add_argument("--full-range", action="store_true", help="INT8 weights in 8 bits (reduce_range=false; see src/quantize.py)")
     parser.add_argument("--further", action="store_true", help="also time dynamic INT8 and fp16 (not offered by src.export)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the exports' checks and the INT8 score change
@@ -125,17 +130,17 @@ def main() -> None:
         ckpts = [(path, fixed) for path, fixed in zoo if path.is_file()]
     if not ckpts:
         sys.exit(f"no checkpoints: give --ckpt, or train the pets recipes first (python bench/zoo.py --recipes {','.join(RECIPES)})")
-    import onnxruntime
-
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         photos = args.photos or pets_test_photos(Path(scratch) / "photos")
         for index, (ckpt, fixed_size) in enumerate(ckpts):
-            rows.append(bench_checkpoint(ckpt, photos, Path(scratch) / f"net{index}", args.batch, args.passes, args.further, fixed_size))
+            rows.append(bench_checkpoint(ckpt, photos, Path(scratch) / f"net{index}", args.batch, args.passes, args.further, fixed_size,
+                                         not args.full_range))  # fmt: skip
             print(json.dumps({"benchmark": "predict", **rows[-1]}), flush=True)
-    print(f"{device_description()}; PyTorch {torch.__version__} with {torch.get_num_threads()} threads, onnxruntime "
-          f"{onnxruntime.__version__} (default threads: one per physical core), {os.cpu_count()} logical cores; "
-          f"batch {args.batch}, median of {args.passes} passes")  # fmt: skip
+    versions = ", ".join(f"{name} {number}" for name, number in library_versions().items())
+    print(f"{cpu_description()}, {os.cpu_count()} logical cores; PyTorch with {torch.get_num_threads()} threads, onnxruntime with its "
+          f"default threads (one per physical core); {versions}; batch {args.batch}, median of {args.passes} passes; "
+          f"INT8 weights in {8 if args.full_range else 7} bits")  # fmt: skip
     print("| checkpoint | photos | eager PyTorch | onnxruntime fp32 | onnxruntime INT8 | INT8 vs eager | test score fp32 → INT8 | mask agreement | MB fp32 → INT8 |")
     print("|---|---:|---:|---:|---:|---:|---|---:|---|")
     for row in rows:

@@ -72,6 +72,18 @@ def sidecar(cfg: DictConfig, task, fmt: str, file: str, multiple: int, num_outpu
     }
 
 
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("torch", "onnx", "onnxscript", "onnx-ir", "onnxruntime"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
 def mask_differences(reference: torch.Tensor, logits: torch.Tensor, threshold: float, difference: float) -> tuple[int, int]:
     """Mask pixels whose class differs: (those the logit difference cannot explain, near ties).
     A pixel whose two best logits (or whose logit and the threshold's) lie within twice the largest
@@ -90,7 +102,8 @@ def mask_differences(reference: torch.Tensor, logits: torch.Tensor, threshold: f
 
 @torch.no_grad()
 def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3, quantize: str | None = None,
-           calibration_images: int = 200, max_score_drop: float = 0.01, seed: int = 0, fixed_size: bool = False) -> dict:
+           calibration_images: int = 200, max_score_drop: float = 0.01, seed: int = 0, fixed_size: bool = False,
+           reduce_range: bool = True) -> dict:
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
     if quantize not in (None, "int8") or (quantize and fmt != "onnx"):
@@ -130,13 +143,14 @@ def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3, quantiz
                     f"{difference:.2e} (tolerance {tolerance:g} x logits up to {scale:.3g}), "
                     + (f"{flipped} mask pixels differ away from a near tie" if flipped else "masks equal")
                 )
-        quantized = quantize and quantize_checked(cfg, task, written, calibration_images, max_score_drop, seed)
+        quantized = quantize and quantize_checked(cfg, task, written, calibration_images, max_score_drop, seed, reduce_range)
     info = sidecar(cfg, task, fmt, path.name, multiple, int(reference.shape[1]), palette, fmt == "onnx" and not fixed_size)
     info["checked"] = {"on": source, "runs": checked}
     if quantized:
         info["quantization"] = quantized
     info["run_config"] = OmegaConf.to_container(cfg, resolve=True)  # src.eval onnx_path= rebuilds the data and task from it
     info["checkpoint"] = str(ckpt_path)
+    info["exported_with"] = library_versions()  # int8 and opset behaviour change between releases
     write_text(out / "model.json", json.dumps(info, indent=2) + "\n")
     ties = sum(run["near_tie_pixels"] for run in checked)
     log.info(f"Exported {path} ({path.stat().st_size / 2**20:.1f} MB) and model.json; checked on {source} at "
@@ -145,7 +159,7 @@ def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3, quantiz
     return info
 
 
-def quantize_checked(cfg: DictConfig, task, onnx_file: Path, count: int, max_score_drop: float, seed: int) -> dict:
+def quantize_checked(cfg: DictConfig, task, onnx_file: Path, count: int, max_score_drop: float, seed: int, reduce_range: bool) -> dict:
     """``onnx_file`` (fp32, checked) replaced by its INT8 quantisation, calibrated on ``count`` training
     images and checked against the fp32 net on the test split (src.quantize)."""
     import tempfile
@@ -155,7 +169,7 @@ def quantize_checked(cfg: DictConfig, task, onnx_file: Path, count: int, max_sco
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     with tempfile.TemporaryDirectory() as scratch:
         int8_file = Path(scratch) / "int8.onnx"
-        how = quantize_int8(onnx_file, int8_file, calibration_images(datamodule, count, seed))
+        how = quantize_int8(onnx_file, int8_file, calibration_images(datamodule, count, seed), reduce_range)
         datamodule.setup("test")
         check = check_int8(cfg, task, int8_file, datamodule, max_score_drop)
         int8_file.replace(onnx_file)
@@ -166,7 +180,8 @@ def quantize_checked(cfg: DictConfig, task, onnx_file: Path, count: int, max_sco
 @entry_point("python -m src.export")
 def main(cfg: DictConfig) -> dict:
     return export(cfg.ckpt_path, cfg.format, Path(cfg.output or HydraConfig.get().runtime.output_dir), float(cfg.tolerance),
-                  cfg.quantize, int(cfg.calibration_images), float(cfg.max_score_drop), int(cfg.seed), bool(cfg.fixed_size))  # fmt: skip
+                  cfg.quantize, int(cfg.calibration_images), float(cfg.max_score_drop), int(cfg.seed), bool(cfg.fixed_size),
+                  bool(cfg.reduce_range))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -110,8 +110,16 @@ def test_an_int8_export_runs_in_onnxruntime_agrees_with_fp32_and_records_the_sco
     assert check["fp32"] == pytest.approx(check["fp32_scores"][check["metric"]])
     import onnx
 
+    import onnxruntime
+    from onnx import numpy_helper
+
     graph = onnx.load(str(tmp_path / "int8" / "model.onnx")).graph
     assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in graph.node}
+    # Weights in 7 bits by default: onnxruntime's 16-bit pair sums cannot saturate on CPUs without VNNI.
+    weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and t.dims]
+    assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) <= 64
+    assert how["reduce_range"] is True and "7-bit" in how["weights"] and how["quantized_on"]
+    assert info["exported_with"]["onnxruntime"] == onnxruntime.__version__
     # The file alone, on an image of the test split: the same masks as the fp32 net on nearly every pixel.
     cfg, task = load_mask_model(str(checkpoint))
     int8 = ExportedNet(tmp_path / "int8" / "model.onnx")

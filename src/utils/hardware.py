@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 
 import torch
 
@@ -45,6 +46,19 @@ def device_description() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
     return f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
+
+
+def cpu_description() -> str:
+    """The CPU's name and whether it has VNNI (int8 dot products), which decides how onnxruntime's
+    int8 kernels add up (see src/quantize.py); read from /proc/cpuinfo, where there is one."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), platform.machine())
+    flags = next((set(line.split(":", 1)[1].split()) for line in info.splitlines() if line.startswith("flags")), set())
+    vnni = "VNNI" if flags & {"avx512_vnni", "avx_vnni"} else ("AVX2 without VNNI" if "avx2" in flags else "no AVX2")
+    return f"{name} ({vnni})"
 
 
 def usable_cpus() -> int:
