@@ -5,7 +5,7 @@ with the test score each kept.
 
     python bench/zoo.py --recipes pets_lite0_fpn,pets_resnet34_unet,pets_unet   # the trained nets (about 75 min on 2 cores)
     python bench/predict.py                         # those three, on the 102 shared pets test photos
-    python bench/predict.py --ckpt RUN/checkpoints/best.ckpt [--photos DIR] [--batch 8] [--passes 3] [--further]
+    python bench/predict.py --ckpt RUN/checkpoints/best.ckpt [--photos DIR] [--batch 8] [--passes 3] [--both-ranges] [--further]
 
 Each checkpoint is exported twice (fp32, and INT8 calibrated on 200 seeded training images, which
 also scores both files on the test split and records the change in model.json). Each backend's
@@ -15,6 +15,8 @@ intra-op pool and onnxruntime's default one (one thread per physical core). Prin
 JSON line per checkpoint. ``--further`` also times the two choices src.export does not offer:
 onnxruntime's dynamic INT8 quantisation (weights ahead, activations' ranges at run time) and an
 fp16 conversion (float32 in and out), to show whether they would pay off on this CPU.
+``--both-ranges`` also exports INT8 with the other weight range (8 bits beside the default 7; see
+src/quantize.py) and times it in the same turns, with its score.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def further_predictors(fp32_dir: Path, work: Path) -> dict:
 
 
 def bench_checkpoint(ckpt: Path, photos: Path, work: Path, batch: int, passes: int, further: bool, fixed_size: bool,
-                     reduce_range: bool) -> dict:  # fmt: skip
+                     reduce_range: bool, both_ranges: bool) -> dict:  # fmt: skip
     fp32 = export(str(ckpt), "onnx", work / "fp32", fixed_size=fixed_size)
     int8 = export(str(ckpt), "onnx", work / "int8", quantize="int8", calibration_images=200, max_score_drop=1.0, fixed_size=fixed_size,
                   reduce_range=reduce_range)  # fmt: skip
@@ -95,11 +97,15 @@ def bench_checkpoint(ckpt: Path, photos: Path, work: Path, batch: int, passes: i
         "onnxruntime fp32": onnx_predictor(str(work / "fp32" / fp32["file"])),
         "onnxruntime int8": onnx_predictor(str(work / "int8" / int8["file"])),
     }
+    if both_ranges:  # the other weight range too, timed in the same turns
+        other = export(str(ckpt), "onnx", work / "int8_other", quantize="int8", calibration_images=200, max_score_drop=1.0,
+                       fixed_size=fixed_size, reduce_range=not reduce_range)  # fmt: skip
+        predictors["onnxruntime int8, other range"] = onnx_predictor(str(work / "int8_other" / other["file"]))
     if further:
         predictors.update(further_predictors(work / "fp32", work))
     files = image_files(photos)
     rates = images_per_s(predictors, files, work / "masks", batch, passes)
-    return {"checkpoint": str(ckpt), "fixed_size": fixed_size, "model": fp32["run_config"]["model"].get("_target_", "").rsplit(".", 1)[-1],
+    row = {"checkpoint": str(ckpt), "fixed_size": fixed_size, "model": fp32["run_config"]["model"].get("_target_", "").rsplit(".", 1)[-1],
             "photos": len(files), "size": fp32["input"]["training_size"], "batch": batch,
             "images_per_s": {k: round(v, 2) for k, v in rates.items()},
             "int8_vs_eager": round(rates["onnxruntime int8"] / rates["eager PyTorch"], 2),
@@ -109,6 +115,12 @@ def bench_checkpoint(ckpt: Path, photos: Path, work: Path, batch: int, passes: i
             "versions": fp32["exported_with"],
             "int8_mb": round((work / "int8" / int8["file"]).stat().st_size / 2**20, 1),
             "fp32_mb": round((work / "fp32" / fp32["file"]).stat().st_size / 2**20, 1)}  # fmt: skip
+    if both_ranges:
+        other_check = other["quantization"]["check"]
+        row["other_range"] = {"int8_weights": other["quantization"]["weights"], "int8_score": round(other_check["int8"], 4),
+                              "mask_agreement": round(other_check["mask_agreement"], 4),
+                              "int8_vs_eager": round(rates["onnxruntime int8, other range"] / rates["eager PyTorch"], 2)}  # fmt: skip
+    return row
 
 
 def main() -> None:
@@ -119,6 +131,7 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3, help="timed passes per backend (the median is reported)")
     parser.add_argument("--fixed-size", action="store_true", help="export --ckpt nets with fixed_size=true (see src/export.py)")
     parser.add_argument("--full-range", action="store_true", help="INT8 weights in 8 bits (reduce_range=false; see src/quantize.py)")
+    parser.add_argument("--both-ranges", action="store_true", help="also export and time INT8 with the other weight range")
     parser.add_argument("--further", action="store_true", help="also time dynamic INT8 and fp16 (not offered by src.export)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the exports' checks and the INT8 score change
@@ -135,7 +148,7 @@ def main() -> None:
         photos = args.photos or pets_test_photos(Path(scratch) / "photos")
         for index, (ckpt, fixed_size) in enumerate(ckpts):
             rows.append(bench_checkpoint(ckpt, photos, Path(scratch) / f"net{index}", args.batch, args.passes, args.further, fixed_size,
-                                         not args.full_range))  # fmt: skip
+                                         not args.full_range, args.both_ranges))  # fmt: skip
             print(json.dumps({"benchmark": "predict", **rows[-1]}), flush=True)
     versions = ", ".join(f"{name} {number}" for name, number in library_versions().items())
     print(f"{cpu_description()}, {os.cpu_count()} logical cores; PyTorch with {torch.get_num_threads()} threads, onnxruntime with its "
@@ -148,7 +161,11 @@ def main() -> None:
         print(f"| {row['checkpoint']} | {row['photos']} | {rate['eager PyTorch']:.1f} | {rate['onnxruntime fp32']:.1f} | "
               f"{rate['onnxruntime int8']:.1f} | {row['int8_vs_eager']:.2f}x | {row['metric']} {row['fp32_score']:.4f} → "
               f"{row['int8_score']:.4f} | {100 * row['mask_agreement']:.2f} % | {row['fp32_mb']} → {row['int8_mb']} |")  # fmt: skip
-        further = {name: value for name, value in rate.items() if name not in ("eager PyTorch", "onnxruntime fp32", "onnxruntime int8")}
+        if "other_range" in row:
+            other = row["other_range"]
+            print(f"  INT8 with {other['int8_weights']}: {rate['onnxruntime int8, other range']:.1f} images/s ({other['int8_vs_eager']:.2f}x), "
+                  f"{row['metric']} {other['int8_score']:.4f}, mask agreement {100 * other['mask_agreement']:.2f} %")  # fmt: skip
+        further = {name: value for name, value in rate.items() if not name.startswith(("eager", "onnxruntime fp32", "onnxruntime int8"))}
         if further:
             print("  further (not offered): " + ", ".join(f"{name} {value:.1f} images/s" for name, value in further.items()))
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-from lightning.pytorch.callbacks import RichProgressBar
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
@@ -24,6 +23,7 @@ from src.callbacks.confusion import ConfusionMatrixReport
 from src.callbacks.embedding import EmbeddingPlot
 from src.callbacks.worst_cases import WorstCases
 from src.callbacks.mask_images import evenly_spaced_batch, prediction_grid
+from src.callbacks.progress import ProgressBar
 from src.compose import load_run, register_checkpoint_config, trained_task
 from src.utils.log import get_logger
 from src.utils.run import command_line, entry_point, headline, write_json, write_resolved_config
@@ -62,7 +62,7 @@ def evaluate(cfg: DictConfig) -> dict:
     trainer_cfg = {key: value for key, value in cfg.trainer.items() if not key.startswith(("limit_train", "limit_val", "max_"))}
     callbacks = [ConfusionMatrixReport(images), EmbeddingPlot(images), WorstCases(images)]
     if trainer_cfg.get("enable_progress_bar", True):
-        callbacks.append(RichProgressBar())
+        callbacks.append(ProgressBar())  # train's bar: one 80-column line
     trainer = hydra.utils.instantiate(
         trainer_cfg,
         callbacks=callbacks,

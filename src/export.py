@@ -39,18 +39,28 @@ log = get_logger(__name__)
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
 
 
-def sample_input(cfg: DictConfig, size: int) -> tuple[torch.Tensor, str, np.ndarray]:
-    """A normalised 1 x C x size x size test image of the training data (or random pixels, if the
-    data is not at hand), and the data's class colours."""
+def test_data(cfg: DictConfig, required: bool):
+    """The run's datamodule, set up for its test split; None where its data is not at hand and
+    not ``required`` (quantisation needs it: its error is raised as it comes)."""
     try:
         datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
         datamodule.setup("test")
-        item = datamodule.datasets["test"][0]
-        image = torch.nn.functional.interpolate(item["image"][None].float(), size=(size, size), mode="bilinear", align_corners=False)
-        return image, f"test image {item['name']!r}", datamodule.palette
-    except Exception as error:  # no data here: the check still runs, on noise
+        return datamodule
+    except Exception as error:
+        if required:
+            raise
         log.info(f"No test image at hand ({type(error).__name__}: {error}); checking on random pixels")
+        return None
+
+
+def sample_input(cfg: DictConfig, datamodule, size: int) -> tuple[torch.Tensor, str, np.ndarray]:
+    """A normalised 1 x C x size x size test image of the training data (random pixels without the
+    data), and the data's class colours."""
+    if datamodule is None:
         return torch.randn(1, int(cfg.data.in_channels), size, size), "random pixels", voc_palette(max(int(cfg.data.num_classes), 2))
+    item = datamodule.datasets["test"][0]
+    image = torch.nn.functional.interpolate(item["image"][None].float(), size=(size, size), mode="bilinear", align_corners=False)
+    return image, f"test image {item['name']!r}", datamodule.palette
 
 
 def sidecar(cfg: DictConfig, task, fmt: str, file: str, multiple: int, num_outputs: int, palette: np.ndarray, dynamic: bool) -> dict:
@@ -112,7 +122,8 @@ def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3, quantiz
     net = task.net.to("cpu", memory_format=torch.contiguous_format).eval()
     size = int(cfg.data.image_size)
     multiple = int(getattr(net, "size_multiple", 1))
-    example, source, palette = sample_input(cfg, size)
+    datamodule = test_data(cfg, required=bool(quantize))  # built once: the check's image, calibration and the INT8 check
+    example, source, palette = sample_input(cfg, datamodule, size)
     writable_folder(out, "output")
     path = out / FORMATS[fmt]
     # Written under a temporary name and renamed only once checked: a failed export leaves no model file.
@@ -143,7 +154,7 @@ def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3, quantiz
                     f"{difference:.2e} (tolerance {tolerance:g} x logits up to {scale:.3g}), "
                     + (f"{flipped} mask pixels differ away from a near tie" if flipped else "masks equal")
                 )
-        quantized = quantize and quantize_checked(cfg, task, written, calibration_images, max_score_drop, seed, reduce_range)
+        quantized = quantize and quantize_checked(cfg, task, datamodule, written, calibration_images, max_score_drop, seed, reduce_range)
     info = sidecar(cfg, task, fmt, path.name, multiple, int(reference.shape[1]), palette, fmt == "onnx" and not fixed_size)
     info["checked"] = {"on": source, "runs": checked}
     if quantized:
@@ -159,18 +170,16 @@ def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3, quantiz
     return info
 
 
-def quantize_checked(cfg: DictConfig, task, onnx_file: Path, count: int, max_score_drop: float, seed: int, reduce_range: bool) -> dict:
+def quantize_checked(cfg: DictConfig, task, datamodule, onnx_file: Path, count: int, max_score_drop: float, seed: int, reduce_range: bool) -> dict:
     """``onnx_file`` (fp32, checked) replaced by its INT8 quantisation, calibrated on ``count`` training
     images and checked against the fp32 net on the test split (src.quantize)."""
     import tempfile
 
     from src.quantize import calibration_images, check_int8, quantize_int8
 
-    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     with tempfile.TemporaryDirectory() as scratch:
         int8_file = Path(scratch) / "int8.onnx"
         how = quantize_int8(onnx_file, int8_file, calibration_images(datamodule, count, seed), reduce_range)
-        datamodule.setup("test")
         check = check_int8(cfg, task, int8_file, datamodule, max_score_drop)
         int8_file.replace(onnx_file)
     return {**how, "check": check}

@@ -170,15 +170,18 @@ def test_the_predict_bench_times_eager_onnx_fp32_and_int8_end_to_end_and_reports
         Image.fromarray(rng.integers(0, 256, (30 + k, 41, 3), dtype=np.uint8)).save(photos / f"p{k}.jpg")
     checkpoint = trained_run[0] / "checkpoints" / "best.ckpt"
     bench = subprocess.run([sys.executable, str(ROOT / "bench" / "predict.py"), "--ckpt", str(checkpoint), "--photos", str(photos),
-                            "--batch", "4", "--passes", "1", "--further"], cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
+                            "--batch", "4", "--passes", "1", "--further", "--both-ranges"], cwd=tmp_path, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert bench.returncode == 0, bench.stderr[-3000:]
     row = json.loads(next(line for line in bench.stdout.splitlines() if line.startswith("{")))
-    assert set(row["images_per_s"]) == {"eager PyTorch", "onnxruntime fp32", "onnxruntime int8", "onnxruntime dynamic int8", "onnxruntime fp16"}
+    assert set(row["images_per_s"]) == {"eager PyTorch", "onnxruntime fp32", "onnxruntime int8", "onnxruntime int8, other range",
+                                        "onnxruntime dynamic int8", "onnxruntime fp16"}  # fmt: skip
+    assert "7-bit" in row["int8_weights"] and "full range" in row["other_range"]["int8_weights"]
+    assert 0 <= row["other_range"]["int8_score"] <= 1 and "INT8 with int8, per channel, full range:" in bench.stdout
     assert all(rate > 0 for rate in row["images_per_s"].values()) and row["photos"] == 5
     assert row["int8_vs_eager"] == pytest.approx(row["images_per_s"]["onnxruntime int8"] / row["images_per_s"]["eager PyTorch"], abs=0.01)
     assert row["metric"] == "test/dice_per_image" and 0 <= row["int8_score"] <= 1 and row["mask_agreement"] >= 0.98
     assert "| onnxruntime INT8 |" in bench.stdout and f"| {checkpoint} | 5 |" in bench.stdout
-    assert "further (not offered): onnxruntime dynamic int8" in bench.stdout
+    assert "further (not offered): onnxruntime dynamic int8" in bench.stdout and "not offered): onnxruntime int8" not in bench.stdout
 
 
 def test_the_export_check_forgives_a_flipped_near_tie_and_nothing_else():

@@ -42,10 +42,10 @@ def logging_step(trainer) -> bool:
 
 
 def device_description() -> str:
-    """The GPU's name, or the CPU and its thread count: where a benchmark ran."""
+    """The GPU's name, or the CPU (with or without VNNI) and its thread count: where a benchmark ran."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name()
-    return f"{platform.processor() or 'CPU'}, {torch.get_num_threads()} threads"
+    return f"{cpu_description()}, {torch.get_num_threads()} threads"
 
 
 def cpu_description() -> str:
