@@ -146,7 +146,7 @@ def table(rows: list[dict]) -> str:
         lines.append(f"| {r['dataset']} | {r['model']} | {r['pretrained']} | {r['epochs']} | {r['metric'].removeprefix('test/')} "
                      f"{r['score']:.3f}{bounds} | {r['wall_min']:.1f} min | {r['train_images_per_s'] or '—'} | {r['machine']} | {r['date']} |")  # fmt: skip
     lines += ["", "Commands (from the repository root):", ""]
-    lines += [f"- `{r['command']}`" for r in rows]
+    lines += [f"- `{command}`" for command in dict.fromkeys(r["command"] for r in rows)]  # a recipe run on two machines: once
     return "\n".join(lines)
 
 

@@ -23,9 +23,10 @@ def bf16_supported(accelerator: str) -> bool:
 
 def auto_precision(precision: str | int, accelerator: str) -> tuple[str, str]:
     """(Lightning precision, why): ``auto`` becomes bf16-mixed on a GPU with fast bf16, else
-    32-true; any other value is kept. Never bf16 on a CPU by itself: even where oneDNN has bf16
-    kernels, CPU autocast trained at 0.78x fp32's speed on the 2-core machine of the README's
-    Performance section (its convolutions and the casts around them); set it to try."""
+    32-true; any other value is kept. Never bf16 on a CPU by itself: how fast it is depends on the
+    CPU (measured against fp32: 0.08x with AVX2 only, 0.78x on a CPU where oneDNN reported bf16
+    support, 1.34-1.83x with native AVX512-BF16; README, Performance), and a run's numbers should
+    not change with the machine it lands on; set ``trainer.precision=bf16-mixed`` to use it."""
     if str(precision) != "auto":
         return str(precision), "as configured"
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() and bf16_supported("gpu"):
