@@ -173,6 +173,17 @@ def test_cache_is_reused_and_rebuilt_when_a_file_changes(tmp_path):
     assert (np.asarray(dm.datasets["test"].split.masks)[0] == 0).all()
 
 
+@pytest.mark.parametrize("trimap, message", [
+    (np.full((48, 56), 7, np.uint8), r"Breed_21.png: trimap values \[7\]; 1 \(pet\), 2 \(background\), 3 \(border\) expected"),
+    (np.full((48, 56, 3), 2, np.uint8), r"Breed_21.png: a trimap is a one-channel PNG .*this one has colour channels"),
+])
+def test_a_trimap_that_is_not_one_is_named(tmp_path, trimap, message):
+    root = fixture("pets", tmp_path)
+    Image.fromarray(trimap).save(root / "annotations" / "trimaps" / "Breed_21.png")
+    with pytest.raises(ValueError, match=message):
+        datamodule("pets", root, tmp_path, f"data.cache_dir={tmp_path / 'cache'}").setup("test")
+
+
 def test_plain_decoding_path_gives_the_cached_items(tmp_path):
     root = fixture("voc", tmp_path)
     cached = datamodule("voc", root, tmp_path, f"data.cache_dir={tmp_path / 'cache'}")

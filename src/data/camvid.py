@@ -15,7 +15,7 @@ import numpy as np
 
 from src.data.files import DatasetError, Sample, require_dir
 from src.data.from_files import FileSegmentationDataModule
-from src.data.masks import looked_up
+from src.data.masks import index_mask_ids
 
 # name -> display colour, as SegNet's scripts draw them (void is drawn white by seglab, like every ignore)
 CLASSES = {
@@ -70,12 +70,7 @@ class CamVidDataModule(FileSegmentationDataModule):
         return samples
 
     def mask_to_ids(self, raw: np.ndarray, path: Path) -> np.ndarray:
-        if raw.ndim != 2:
-            raise DatasetError(f"{path}: CamVid label images are one-channel PNGs of class ids 0..11; this one has colour channels")
-        ids, bad = looked_up(self.lookup, raw)
-        if bad:
-            raise DatasetError(f"{path}: label values {bad}; SegNet's CamVid labels are 0..10 (classes) and 11 (void)")
-        return ids
+        return index_mask_ids(self.lookup, raw, path, "label", "class ids 0..10 and 11 (void, SegNet's CamVid)")
 
     def unpaired_files(self) -> list[str]:
         problems = []

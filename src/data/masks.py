@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from src.data.files import DatasetError
 from src.data.splits import SplitArrays
 
 
@@ -22,6 +23,17 @@ def looked_up(lookup: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, list[int
     ids = lookup[raw]
     unknown = ids < 0
     return ids.astype(np.uint8), (np.unique(raw[unknown]).tolist() if unknown.any() else [])
+
+
+def index_mask_ids(lookup: np.ndarray, raw: np.ndarray, path, kind: str, coding: str) -> np.ndarray:
+    """Class ids of a one-channel index mask (a `kind`, e.g. "trimap", holding `coding`) through a
+    value -> id table; a DatasetError naming the file for a colour image or a value no class has."""
+    if raw.ndim != 2:
+        raise DatasetError(f"{path}: a {kind} is a one-channel PNG of {coding}; this one has colour channels")
+    ids, bad = looked_up(lookup, raw)
+    if bad:
+        raise DatasetError(f"{path}: {kind} values {bad}; {coding} expected")
+    return ids
 
 
 def check_mask_values(split: SplitArrays, num_classes: int, ignore_index: int, where: str) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from src.data.download import download_with_hint
-from src.data.files import DatasetError, Sample, paired_samples, read_list, require_dir
+from src.data.files import Sample, paired_samples, read_list, require_dir
 from src.data.from_files import FileSegmentationDataModule
-from src.data.masks import looked_up
+from src.data.masks import index_mask_ids
 from src.data.splits import seeded_split
 
 BORDERS = ("foreground", "background", "ignore")
@@ -57,12 +57,7 @@ class PetsDataModule(FileSegmentationDataModule):
         )
 
     def mask_to_ids(self, raw: np.ndarray, path: Path) -> np.ndarray:
-        if raw.ndim != 2:
-            raise DatasetError(f"{path}: a trimap is a one-channel PNG (values 1, 2, 3); this one has colour channels")
-        ids, bad = looked_up(self.lookup, raw)
-        if bad:
-            raise DatasetError(f"{path}: trimap values {bad}; Oxford-IIIT Pet trimaps hold only 1 (pet), 2 (background), 3 (border)")
-        return ids
+        return index_mask_ids(self.lookup, raw, path, "trimap", "1 (pet), 2 (background), 3 (border)")
 
     def unpaired_files(self) -> list[str]:
         images = {p.stem for p in (self.root / "images").glob("*.jpg")}
