@@ -42,8 +42,7 @@ from src.predict import image_files, onnx_predictor, output_stems, predict_files
 from src.utils.hardware import cpu_description  # noqa: E402
 
 PETS = ROOT.parent / "shared" / "data" / "pets"
-# recipe: exported with fixed_size (Lite0's TensorFlow "same" padding does not export with a symbolic size in 15 min)
-RECIPES = {"pets_resnet34_unet": False, "pets_unet": False, "pets_lite0_fpn": True}
+RECIPES = ("pets_resnet34_unet", "pets_unet", "pets_lite0_fpn")
 
 
 def pets_test_photos(folder: Path) -> Path:
@@ -129,25 +128,22 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, default=None, help="a folder of photos (default: the shared pets test photos)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--passes", type=int, default=3, help="timed passes per backend (the median is reported)")
-    parser.add_argument("--fixed-size", action="store_true", help="export --ckpt nets with fixed_size=true (see src/export.py)")
+    parser.add_argument("--fixed-size", action="store_true", help="export with fixed_size=true (see src/export.py)")
     parser.add_argument("--full-range", action="store_true", help="INT8 weights in 8 bits (reduce_range=false; see src/quantize.py)")
     parser.add_argument("--both-ranges", action="store_true", help="also export and time INT8 with the other weight range")
     parser.add_argument("--further", action="store_true", help="also time dynamic INT8 and fp16 (not offered by src.export)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")  # the exports' checks and the INT8 score change
     logging.getLogger("onnx_ir").setLevel(logging.WARNING)  # the exporter's optimiser names each merged initializer
-    if args.ckpt:
-        ckpts = [(path, args.fixed_size) for path in args.ckpt]
-    else:
-        zoo = [(ROOT / "outputs" / "zoo" / r / "checkpoints" / "best.ckpt", fixed) for r, fixed in RECIPES.items()]
-        ckpts = [(path, fixed) for path, fixed in zoo if path.is_file()]
+    zoo = [ROOT / "outputs" / "zoo" / recipe / "checkpoints" / "best.ckpt" for recipe in RECIPES]
+    ckpts = args.ckpt or [path for path in zoo if path.is_file()]
     if not ckpts:
         sys.exit(f"no checkpoints: give --ckpt, or train the pets recipes first (python bench/zoo.py --recipes {','.join(RECIPES)})")
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         photos = args.photos or pets_test_photos(Path(scratch) / "photos")
-        for index, (ckpt, fixed_size) in enumerate(ckpts):
-            rows.append(bench_checkpoint(ckpt, photos, Path(scratch) / f"net{index}", args.batch, args.passes, args.further, fixed_size,
+        for index, ckpt in enumerate(ckpts):
+            rows.append(bench_checkpoint(ckpt, photos, Path(scratch) / f"net{index}", args.batch, args.passes, args.further, args.fixed_size,
                                          not args.full_range, args.both_ranges))  # fmt: skip
             print(json.dumps({"benchmark": "predict", **rows[-1]}), flush=True)
     versions = ", ".join(f"{name} {number}" for name, number in library_versions().items())

@@ -3,9 +3,9 @@
     python -m src.export ckpt_path=outputs/.../checkpoints/best.ckpt [format=onnx|torchscript] [output=DIR]
 
 ``onnx`` (torch.onnx's dynamo exporter, opset 18) keeps batch, height and width dynamic: the nets
-pad to their size multiple inside the graph. ``fixed_size=true`` fixes height and width at the
-training size, for nets whose symbolic-size export does not finish (timm's ``tf_`` encoders with
-TensorFlow "same" padding, such as EfficientNet-Lite0: over 15 minutes, against 14 s fixed).
+pad to their size multiple inside the graph (timm's TensorFlow-style "same" padding, of ``tf_``
+encoders such as EfficientNet-Lite0, is exported as the fixed padding it then always is:
+static_same_padding). ``fixed_size=true`` fixes height and width at the training size.
 ``torchscript`` traces at the training size. Beside the model, ``model.json`` says what inference needs whatever the backend: classes and colours,
 input channels, mean/std, the size multiple, the head convention (1 channel: sigmoid and
 threshold; K: softmax/argmax), the resize policy and the task's inference settings. The exported
@@ -37,6 +37,30 @@ from src.utils.atomic import replacing, writable_folder, write_text
 
 log = get_logger(__name__)
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
+
+
+def static_same_padding(net: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``net`` whose timm ``Conv2dSame`` layers (TensorFlow "same" padding: the amount
+    computed from each input's size) pad by a fixed amount. On inputs divisible by the layer's
+    stride, as inside a net that pads to its size multiple, "same" padding does not depend on the
+    size; computed per size, it made the exporter solve symbolic size arithmetic for every such
+    layer (EfficientNet-Lite0: not done in 15 minutes; fixed, it exports in about 20 s). The export
+    check compares the copy's file with the original net, at an odd size too."""
+    import copy
+
+    from timm.layers import Conv2dSame
+    from timm.layers.padding import pad_same_arg
+
+    net = copy.deepcopy(net)
+    for parent in list(net.modules()):
+        for name, layer in list(parent.named_children()):
+            if isinstance(layer, Conv2dSame):
+                plain = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, 0,
+                                        layer.dilation, layer.groups, layer.bias is not None)  # fmt: skip
+                plain.weight, plain.bias = layer.weight, layer.bias
+                padding = pad_same_arg(list(layer.stride), list(layer.kernel_size), list(layer.stride), list(layer.dilation))
+                setattr(parent, name, torch.nn.Sequential(torch.nn.ZeroPad2d(padding), plain))
+    return net
 
 
 def test_data(cfg: DictConfig, required: bool):
@@ -130,7 +154,7 @@ def export(ckpt_path: str, fmt: str, out: Path, tolerance: float = 1e-3, quantiz
     with replacing(path) as written:
         if fmt == "onnx":
             dims = {0: torch.export.Dim("batch")} | ({} if fixed_size else {2: torch.export.Dim("height"), 3: torch.export.Dim("width")})
-            torch.onnx.export(net, (example,), str(written), dynamo=True, input_names=["image"], output_names=["logits"],
+            torch.onnx.export(static_same_padding(net), (example,), str(written), dynamo=True, input_names=["image"], output_names=["logits"],
                               dynamic_shapes=(dims,), external_data=False, verbose=False)  # fmt: skip
             # A second, odd size: dynamic shapes at work.
             sizes = [(size, size)] + ([] if fixed_size else [(size + multiple + 3, size - multiple + 5)])

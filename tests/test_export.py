@@ -16,10 +16,13 @@ MODELS = {  # name: (overrides, classes)
     # VGG without batch norm: at Adam's 3e-3 one step takes the logits to ~3e4, where float32 alone
     # differs by 1e-2; FCN recipes train at 1e-4 and below.
     "fcn8s": (["model=fcn8s", "model.fc_channels=256", "data=voc", "data.image_size=64", "optimizer.lr=1e-5"], 21),
+    # timm's TensorFlow "same" padding, exported as the fixed padding it is (src.export.static_same_padding)
+    "lite0_fpn": (["model=smp", "model.arch=FPN", "model.encoder=tu-tf_efficientnet_lite0", "data.image_size=64",
+                   "+model.options.decoder_pyramid_channels=16", "+model.options.decoder_segmentation_channels=32"], 2),
 }
 
 
-# unet in the fast suite; resnet34_unet and fcn8s (each 10-15 s of exporting) with -m slow.
+# unet in the fast suite; the others (each 10-25 s of exporting) with -m slow.
 @pytest.mark.parametrize("name", [n if n == "unet" else pytest.param(n, marks=pytest.mark.slow) for n in MODELS])
 def test_exported_onnx_matches_pytorch_at_two_sizes(train_run, tmp_path, name):
     import onnxruntime
@@ -35,7 +38,7 @@ def test_exported_onnx_matches_pytorch_at_two_sizes(train_run, tmp_path, name):
     assert info["output"]["channels"] == classes and len(info["classes"]) == classes
     assert [run["same_masks"] for run in info["checked"]["runs"]] == [True, True]
     sidecar = json.loads((tmp_path / "exported" / "model.json").read_text())
-    assert sidecar["input"]["mean"] == [0.485, 0.456, 0.406] and sidecar["input"]["dynamic"]
+    assert sidecar["input"]["mean"] == ([0.5] * 3 if "lite0" in name else [0.485, 0.456, 0.406]) and sidecar["input"]["dynamic"]
 
     # Checked again here, on inputs the export never saw: another batch size and two odd sizes.
     _, task = load_mask_model(metrics["best_checkpoint"])
@@ -49,6 +52,24 @@ def test_exported_onnx_matches_pytorch_at_two_sizes(train_run, tmp_path, name):
         assert logits.shape == reference.shape == (3, classes, *size)
         assert (logits - reference).abs().max() <= 1e-3
         assert torch.equal(logits.argmax(1), reference.argmax(1))
+
+
+def test_static_same_padding_keeps_a_tf_encoders_logits_at_any_input_size():
+    from timm.layers import Conv2dSame
+
+    from src.compose import build_net
+    from src.export import static_same_padding
+
+    net = build_net({"_target_": "src.models.smp_net.SMPNet", "in_channels": 3, "num_classes": 2, "arch": "FPN",
+                     "encoder": "tu-tf_efficientnet_lite0",
+                     "options": {"decoder_pyramid_channels": 16, "decoder_segmentation_channels": 32}}).eval()  # fmt: skip
+    static = static_same_padding(net)
+    assert sum(isinstance(m, Conv2dSame) for m in net.modules()) == 5  # the original keeps its layers
+    assert not any(isinstance(m, Conv2dSame) for m in static.modules())
+    for size in [(64, 64), (67, 53), (96, 160)]:  # odd sizes are padded to the size multiple inside the net
+        images = torch.randn(2, 3, *size)
+        with torch.no_grad():
+            torch.testing.assert_close(static(images), net(images))
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "pets").is_dir(), reason="../shared/data/pets is not present")
