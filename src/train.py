@@ -200,7 +200,8 @@ def train(cfg: DictConfig) -> float | None:
 
     log.info(f"Run directory: {run_dir}")
     if best_score is not None:
-        log.info(f"Best {cfg.monitor}: {best_score:.4f}" + (f"  ({best_path})" if best_path else ""))
+        shown = Path(best_path).relative_to(run_dir) if best_path and Path(best_path).is_relative_to(run_dir) else best_path
+        log.info(f"Best {cfg.monitor}: {best_score:.4f}" + (f"  ({shown})" if shown else ""))  # under the run directory just named
     if test_metrics:
         log.info(headline(test_metrics))
     log.info(f"Curves and masks: tensorboard --logdir {run_dir.parent if run_dir.name.isdigit() else run_dir}")

@@ -56,6 +56,9 @@ def test_train_log_tells_the_same_story_as_the_console(tmp_path):
         assert line in result.stdout, line
     assert "│ shape " in log  # the per-class table's rows, as plain text
     assert "Seed set to 42" in log  # Lightning's own messages too
+    # Lightning's lines naming the tested checkpoint's full path: in the log, not on the 80-column console
+    assert "Restoring states from the checkpoint path at " in log and "Restoring states" not in result.stdout
+    assert "Best val/dice: " in result.stdout and "  (checkpoints/best.ckpt)" in result.stdout
 
 
 def test_checkpoints_load_without_pickle_and_carry_the_resolved_config(train_run):

@@ -79,6 +79,16 @@ class NoAdvertising(logging.Filter):
         return "💡 Tip" not in str(record.msg)
 
 
+class FileOnly(logging.Filter):
+    """Keeps off the console Lightning's lines naming the checkpoint that testing loads (the run's
+    summary names it, within 80 columns); the log file still has them."""
+
+    MESSAGES = ("Restoring states from the checkpoint path at ", "Loaded model weights from the checkpoint at ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.MESSAGES)
+
+
 def plain_text(renderable, width: int = 120) -> str:
     """A rich table (or any renderable) as plain text, for a log line."""
     buffer = io.StringIO()
