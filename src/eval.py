@@ -69,7 +69,7 @@ def evaluate(cfg: DictConfig) -> dict:
         logger=False,
         enable_checkpointing=False,
     )
-    trainer.test(task, datamodule=datamodule, ckpt_path=cfg.ckpt_path or None, weights_only=True)
+    trainer.test(task, datamodule=datamodule)  # the weights are in: trained_task read them (Lightning would again)
     test_metrics = {name: float(value) for name, value in sorted(trainer.callback_metrics.items())}
     summary = {"checkpoint" if cfg.ckpt_path else "exported_model": str(model), "wall_time_s": round(time.perf_counter() - started, 2), "test": test_metrics}
     write_json(run_dir / "metrics.json", summary)  # the finished scores first: a picture that fails loses none of them

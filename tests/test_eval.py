@@ -29,6 +29,7 @@ def test_eval_command_writes_into_hydra_run_dir_with_its_log_and_refuses_unknown
     ckpt = f"ckpt_path={metrics['best_checkpoint']}"
     result = run_cli("src.eval", ckpt, f"hydra.run.dir={tmp_path / 'x'}", "data.batch_size=4", cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "callbacks used to create the checkpoint" not in result.stderr  # the weights are loaded once, by seglab
     assert json.loads((tmp_path / "x" / "metrics.json").read_text())["test"]["test/dice"] >= 0
     assert "batch_size: 4" in (tmp_path / "x" / "config.yaml").read_text()
     log = (tmp_path / "x" / "eval.log").read_text()
