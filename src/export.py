@@ -17,6 +17,7 @@ tolerance, and the same class at every pixel but near ties (float32 rounding may
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import hydra
@@ -45,16 +46,19 @@ def static_same_padding(net: torch.nn.Module) -> torch.nn.Module:
     stride, as inside a net that pads to its size multiple, "same" padding does not depend on the
     size; computed per size, it made the exporter solve symbolic size arithmetic for every such
     layer (EfficientNet-Lite0: not done in 15 minutes; fixed, it exports in about 20 s). The export
-    check compares the copy's file with the original net, at an odd size too."""
+    check compares the copy's file with the original net, at an odd size too. A net without such
+    layers is returned as it is (no copy; timm is not imported for it)."""
     import copy
 
-    from timm.layers import Conv2dSame
+    timm_layers = sys.modules.get("timm.layers")  # a net holding timm's layers imported timm to build them
+    if timm_layers is None or not any(isinstance(m, timm_layers.Conv2dSame) for m in net.modules()):
+        return net
     from timm.layers.padding import pad_same_arg
 
     net = copy.deepcopy(net)
     for parent in list(net.modules()):
         for name, layer in list(parent.named_children()):
-            if isinstance(layer, Conv2dSame):
+            if isinstance(layer, timm_layers.Conv2dSame):
                 plain = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, 0,
                                         layer.dilation, layer.groups, layer.bias is not None)  # fmt: skip
                 plain.weight, plain.bias = layer.weight, layer.bias

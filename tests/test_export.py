@@ -70,6 +70,8 @@ def test_static_same_padding_keeps_a_tf_encoders_logits_at_any_input_size():
         images = torch.randn(2, 3, *size)
         with torch.no_grad():
             torch.testing.assert_close(static(images), net(images))
+    plain = build_net({"_target_": "src.models.unet.UNet", "in_channels": 3, "num_classes": 2, "base_width": 4, "depth": 3})
+    assert static_same_padding(plain) is plain  # nothing to change: no copy
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "pets").is_dir(), reason="../shared/data/pets is not present")
