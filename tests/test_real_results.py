@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -196,6 +197,22 @@ def test_report_compare_is_a_command(tmp_path):
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "B - A = +0.3000" in output and "B is better beyond noise" in output
+
+
+@pytest.mark.slow
+def test_the_results_tables_camvid_fcn8s_command_runs_as_typed(tmp_path):
+    """README, results on real data: the camvid_fcn8s command as listed, run from a folder whose
+    ../shared/data/camvid is a CamVid-layout folder, for two batches (debug=fast) with a narrow
+    fc6/fc7 (the full 4096 make a 1.6 GB checkpoint)."""
+    readme = (ROOT / "README.md").read_text()
+    line = next(line for line in readme.splitlines() if line.startswith("- `python -m src.train experiment=camvid_fcn8s "))
+    arguments = line.removeprefix("- `").removesuffix("`").split()[2:]  # after "python -m"
+    make_camvid(tmp_path / "shared" / "data" / "camvid")
+    (tmp_path / "work").mkdir()
+    result = run_cli(*arguments, "debug=fast", "model.fc_channels=256", "data.batch_size=2", "hydra.run.dir=run", cwd=tmp_path / "work")
+    assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+    metrics = json.loads((tmp_path / "work" / "run" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["test/miou"] <= 1.0
 
 
 @pytest.mark.slow
